@@ -1,0 +1,306 @@
+//! The holder: a small process that owns the sandbox's user (and network) namespace and
+//! tears the sandbox down if `ags` dies.
+//!
+//! Sequence: `ags` forks the holder; the holder unshares a user namespace (and a network
+//! namespace unless the network is the host's) and waits; `ags` writes the id maps; the
+//! holder brings `lo` up and reports ready; `pasta` can now attach to it, before any
+//! sandboxed code runs, so the network is up when the command starts; `ags` joins the user
+//! namespace with setns(2) and calls libcontainer, whose container joins the holder's
+//! network namespace by path.
+//!
+//! The holder then blocks reading a pipe whose only writer is `ags`. When `ags` exits for
+//! any reason, SIGKILL included, the read returns end-of-file and the holder kills the
+//! container's init (which makes the kernel kill every process of its PID namespace,
+//! pid_namespaces(7)), stops pasta, and removes the run's state directories. A clean run
+//! has already done all of that, so the holder just exits.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid, fork, pipe};
+
+use crate::idmap::{IdMapError, IdMaps};
+
+/// Errors starting or using the holder.
+#[derive(Debug, thiserror::Error)]
+pub enum HolderError {
+    /// A system call failed.
+    #[error("{what}")]
+    Sys {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// The holder process reported a failure or died.
+    #[error("the namespace holder failed: {0}")]
+    Child(String),
+    /// Writing the id maps failed.
+    #[error("cannot map user ids into the sandbox")]
+    IdMap(#[source] IdMapError),
+    /// Talking to the holder failed.
+    #[error("lost contact with the namespace holder")]
+    Pipe(#[source] std::io::Error),
+}
+
+/// What the holder cleans up if `ags` disappears.
+#[derive(Debug, Clone, Default)]
+pub struct Cleanup {
+    /// Directories to remove recursively (run dir, libcontainer state dir).
+    pub dirs: Vec<PathBuf>,
+    /// Cgroup directories to remove once empty.
+    pub cgroups: Vec<PathBuf>,
+    /// File holding pasta's pid, if pasta runs.
+    pub pasta_pid_file: Option<PathBuf>,
+}
+
+/// A running holder.
+#[derive(Debug)]
+pub struct Holder {
+    pid: Pid,
+    ctl: Option<std::fs::File>,
+}
+
+impl Holder {
+    /// Fork the holder, create its namespaces and map ids. Must be called while the process
+    /// is single-threaded.
+    pub fn spawn(maps: &IdMaps, privileged: bool, own_netns: bool, cleanup: Cleanup) -> Result<Self, HolderError> {
+        let sys = |what| move |source| HolderError::Sys { what, source };
+        let (to_child_r, to_child_w) = pipe().map_err(sys("cannot create a pipe"))?;
+        let (from_child_r, from_child_w) = pipe().map_err(sys("cannot create a pipe"))?;
+        // SAFETY: the caller guarantees a single-threaded process, so the child may run
+        // arbitrary code after fork(2).
+        match unsafe { fork() }.map_err(sys("cannot fork the namespace holder"))? {
+            ForkResult::Child => {
+                drop(to_child_w);
+                drop(from_child_r);
+                let code = holder_main(to_child_r, from_child_w, own_netns, &cleanup);
+                // SAFETY: _exit(2) skips atexit handlers and destructors that belong to the
+                // parent's state; it cannot fail.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => {
+                drop(to_child_r);
+                drop(from_child_w);
+                let mut holder = Holder {
+                    pid: child,
+                    ctl: Some(std::fs::File::from(to_child_w)),
+                };
+                let mut from = std::fs::File::from(from_child_r);
+                holder.expect(&mut from, b'u')?;
+                maps.apply(child.as_raw(), privileged).map_err(HolderError::IdMap)?;
+                holder.send(b"m")?;
+                holder.expect(&mut from, b'r')?;
+                Ok(holder)
+            }
+        }
+    }
+
+    fn expect(&mut self, from: &mut std::fs::File, want: u8) -> Result<(), HolderError> {
+        let mut buf = [0u8; 256];
+        let n = from.read(&mut buf).map_err(HolderError::Pipe)?;
+        match n {
+            0 => {
+                let _ = waitpid(self.pid, None);
+                Err(HolderError::Child("it exited early".into()))
+            }
+            _ if buf[0] == want => Ok(()),
+            _ => {
+                let _ = waitpid(self.pid, None);
+                Err(HolderError::Child(String::from_utf8_lossy(&buf[1..n]).into_owned()))
+            }
+        }
+    }
+
+    fn send(&mut self, msg: &[u8]) -> Result<(), HolderError> {
+        self.ctl
+            .as_mut()
+            .ok_or(HolderError::Child("already finished".into()))?
+            .write_all(msg)
+            .map_err(HolderError::Pipe)
+    }
+
+    /// The holder's pid (what pasta attaches to).
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Path of the network namespace the sandbox joins.
+    pub fn netns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.pid))
+    }
+
+    /// Tell the holder which process to kill if `ags` dies.
+    pub fn watch(&mut self, init_pid: i32) -> Result<(), HolderError> {
+        let mut msg = vec![b'p'];
+        msg.extend_from_slice(&init_pid.to_le_bytes());
+        self.send(&msg)
+    }
+
+    /// Join the holder's user namespace (setns(2)); the calling process must be
+    /// single-threaded. Afterwards it has a full capability set over that namespace only.
+    pub fn join_userns(&self) -> Result<(), HolderError> {
+        let path = format!("/proc/{}/ns/user", self.pid);
+        let f = fs::File::open(&path).map_err(HolderError::Pipe)?;
+        setns(f, CloneFlags::CLONE_NEWUSER).map_err(|source| HolderError::Sys {
+            what: "cannot join the sandbox's user namespace",
+            source,
+        })
+    }
+
+    /// The run is over and cleaned up: let the holder exit and reap it.
+    pub fn finish(mut self) {
+        let _ = self.send(b"q");
+        self.ctl = None;
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+/// Bring the loopback interface up with SIOCSIFFLAGS (netdevice(7)): a new network
+/// namespace starts with `lo` down.
+fn loopback_up() -> Result<(), nix::Error> {
+    // SAFETY: plain socket(2)/ioctl(2)/close(2) calls on a descriptor we own, with an
+    // ifreq that is zero-initialised and holds a NUL-terminated name.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(nix::Error::last());
+        }
+        let sock = OwnedFd::from_raw_fd(fd);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(nix::Error::last());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(nix::Error::last());
+        }
+    }
+    Ok(())
+}
+
+fn holder_main(ctl: OwnedFd, report: OwnedFd, own_netns: bool, cleanup: &Cleanup) -> i32 {
+    let mut report = std::fs::File::from(report);
+    let mut ctl = std::fs::File::from(ctl);
+    // Leave the terminal's process group alone: Ctrl-C in the terminal must reach ags,
+    // which decides what to forward, not kill the holder behind its back.
+    let _ = nix::unistd::setsid();
+    let fail = |report: &mut std::fs::File, msg: String| {
+        let _ = report.write_all(format!("e{msg}").as_bytes());
+        1
+    };
+    let mut flags = CloneFlags::CLONE_NEWUSER;
+    if own_netns {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if let Err(e) = unshare(flags) {
+        return fail(&mut report, format!("unshare(CLONE_NEWUSER) failed: {e}"));
+    }
+    if report.write_all(b"u").is_err() {
+        return 1;
+    }
+    let mut b = [0u8; 1];
+    if !matches!(ctl.read(&mut b), Ok(1)) || b[0] != b'm' {
+        return 1;
+    }
+    if own_netns && let Err(e) = loopback_up() {
+        return fail(&mut report, format!("cannot bring up lo: {e}"));
+    }
+    if report.write_all(b"r").is_err() {
+        return 1;
+    }
+    drop(report);
+    watch(&mut ctl, cleanup)
+}
+
+fn watch(ctl: &mut std::fs::File, cleanup: &Cleanup) -> i32 {
+    let mut init: Option<Pidfd> = None;
+    loop {
+        let mut tag = [0u8; 1];
+        match ctl.read(&mut tag) {
+            Ok(1) if tag[0] == b'p' => {
+                let mut pid = [0u8; 4];
+                if ctl.read_exact(&mut pid).is_ok() {
+                    init = Pidfd::open(i32::from_le_bytes(pid));
+                }
+            }
+            Ok(1) if tag[0] == b'q' => return 0,
+            Ok(1) => {}
+            // End of file or error: ags is gone without saying goodbye.
+            _ => break,
+        }
+    }
+    if let Some(init) = &init {
+        init.kill();
+    }
+    if let Some(pid) = cleanup
+        .pasta_pid_file
+        .as_ref()
+        .and_then(|f| fs::read_to_string(f).ok())
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    remove_cgroups(&cleanup.cgroups);
+    for d in &cleanup.dirs {
+        let _ = fs::remove_dir_all(d);
+    }
+    0
+}
+
+/// Remove cgroup directories once their processes are gone (rmdir(2) on a cgroup with
+/// members fails with EBUSY). Deepest first.
+pub fn remove_cgroups(dirs: &[PathBuf]) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for d in dirs {
+        while d.exists() {
+            match fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// A pidfd (pidfd_open(2)): a handle on a process that cannot be confused with a later
+/// process reusing the pid.
+#[derive(Debug)]
+pub struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// Open a pidfd for `pid`, if it still exists.
+    pub fn open(pid: i32) -> Option<Self> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+        Some(Self(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    }
+
+    /// Send SIGKILL through the pidfd.
+    pub fn kill(&self) {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number and no siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}

@@ -1,0 +1,602 @@
+//! Running one sandbox from start to exit: namespaces, libcontainer, terminal, signals,
+//! exit status, teardown.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::cgroups::{self, Delegation, Layout};
+use crate::holder::{Cleanup, Holder, HolderError};
+use crate::idmap::{self, IdMaps};
+use crate::network::{self, NetworkError};
+use crate::policy::{NetworkMode, SandboxPolicy};
+use crate::spec::{self, SpecContext};
+use crate::state::{StateDir, StateError};
+use crate::tty::{self, RawMode, TtyError};
+
+/// How long a forwarded SIGINT/SIGTERM/SIGHUP may take to end the sandbox before ags kills
+/// it. The sandbox's init is PID 1 of its namespace, and PID 1 ignores signals it has no
+/// handler for (pid_namespaces(7)); this bound keeps Ctrl-C and `kill` effective anyway.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Errors running a sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The state directory is unusable.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Reading the id ranges failed.
+    #[error(transparent)]
+    IdMap(#[from] idmap::IdMapError),
+    /// The namespace holder failed.
+    #[error("cannot create the sandbox's namespaces")]
+    Holder(#[source] HolderError),
+    /// Networking failed.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// cgroup setup failed.
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    /// libcontainer failed.
+    #[error("the container runtime failed to {what}")]
+    Container {
+        /// The step.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: libcontainer::error::LibcontainerError,
+    },
+    /// Terminal handling failed.
+    #[error(transparent)]
+    Tty(#[from] TtyError),
+    /// A system call failed.
+    #[error("{what}")]
+    Sys {
+        /// The step.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// Writing the bundle failed.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The generated spec is invalid (a bug in ags).
+    #[error("generated an invalid runtime spec")]
+    Spec(#[source] serde_json::Error),
+    /// The rootfs is unsafe to start.
+    #[error("refusing to start {rootfs}: {reason}")]
+    UnsafeRootfs {
+        /// The rootfs.
+        rootfs: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Facts about the invoking user that only the binary may read (env, passwd).
+#[derive(Debug, Clone)]
+pub struct Invoker {
+    /// Effective uid.
+    pub uid: u32,
+    /// Effective gid.
+    pub gid: u32,
+    /// Login name, for /etc/subuid lookups.
+    pub name: Option<String>,
+}
+
+/// Options of a run that are not part of the sandbox policy.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The state directory base (see [`crate::state`]).
+    pub state_base: PathBuf,
+    /// `/etc/subuid` (overridable for tests).
+    pub subuid_file: PathBuf,
+    /// `/etc/subgid`.
+    pub subgid_file: PathBuf,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            state_base: PathBuf::from("/tmp/ags"),
+            subuid_file: PathBuf::from("/etc/subuid"),
+            subgid_file: PathBuf::from("/etc/subgid"),
+        }
+    }
+}
+
+/// A warning the caller should show (the library does not print).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// No subordinate id range: only the invoking user is mapped.
+    SingleIdMap(String),
+    /// Limits are not enforced by cgroups.
+    NoCgroupDelegation(String),
+}
+
+/// Refuse a rootfs whose `/proc` or `/dev` is a symlink (or not a directory): mounting over
+/// such a path could be redirected to the host (CVE-2019-16884, CVE-2025-31133 family,
+/// youki CVE-2025-62161/62596). Absent paths are fine: they are created.
+fn check_rootfs(rootfs: &Path) -> Result<(), RunError> {
+    let meta = std::fs::metadata(rootfs).map_err(|e| RunError::UnsafeRootfs {
+        rootfs: rootfs.to_path_buf(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    if !meta.is_dir() {
+        return Err(RunError::UnsafeRootfs {
+            rootfs: rootfs.to_path_buf(),
+            reason: "not a directory".into(),
+        });
+    }
+    for p in ["proc", "dev", "sys"] {
+        if let Ok(m) = std::fs::symlink_metadata(rootfs.join(p))
+            && !m.is_dir()
+        {
+            return Err(RunError::UnsafeRootfs {
+                rootfs: rootfs.to_path_buf(),
+                reason: format!("/{p} is not a directory (a symlink there could redirect mounts to the host)"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Run the sandbox described by `policy` and return the exit code ags should exit with:
+/// the command's status, or 128 + the signal that killed it.
+///
+/// The calling process must be single-threaded: it forks and joins a user namespace.
+pub fn run(
+    policy: &SandboxPolicy,
+    invoker: &Invoker,
+    opts: &RunOptions,
+    warn: &mut dyn FnMut(Warning),
+) -> Result<i32, RunError> {
+    check_rootfs(&policy.rootfs)?;
+    let state = StateDir::open(opts.state_base.clone())?;
+    state.cleanup_stale();
+    let run = state.new_run()?;
+    let mut teardown = Teardown {
+        run_dir: run.path.clone(),
+        youki_dir: state.youki_root().join(&run.id),
+        cgroups: Vec::new(),
+        pasta_pid: None,
+        container: None,
+        holder: None,
+    };
+
+    // Id maps: the invoking user is the container user; the rest comes from subordinate ids.
+    let privileged = invoker.uid == 0;
+    let sub_u = idmap::read_subid(&opts.subuid_file, invoker.name.as_deref(), invoker.uid)?;
+    let sub_g = idmap::read_subid(&opts.subgid_file, invoker.name.as_deref(), invoker.uid)?;
+    let helpers = privileged || which("newuidmap") && which("newgidmap");
+    let (sub_u, sub_g) = match (sub_u, sub_g) {
+        (Some(u), Some(g)) if helpers => (Some(u), Some(g)),
+        (Some(_), Some(_)) => {
+            warn(Warning::SingleIdMap(
+                "newuidmap/newgidmap are not installed: only your own user is mapped into the sandbox".into(),
+            ));
+            (None, None)
+        }
+        _ => {
+            if !privileged {
+                warn(Warning::SingleIdMap(format!(
+                    "no range for {} in /etc/subuid and /etc/subgid: only your own user is mapped into the sandbox",
+                    invoker.name.as_deref().unwrap_or("this user")
+                )));
+            }
+            (None, None)
+        }
+    };
+    let maps = IdMaps {
+        uids: idmap::mapping(policy.uid, invoker.uid, sub_u),
+        gids: idmap::mapping(policy.gid, invoker.gid, sub_g),
+    };
+
+    let delegation = cgroups::detect();
+    let mut nproc = None;
+    if let Delegation::None { reason, .. } = &delegation {
+        warn(Warning::NoCgroupDelegation(reason.clone()));
+        nproc = policy
+            .limits
+            .pids
+            .map(|p| p + cgroups::count_user_processes(invoker.uid));
+    }
+    teardown.cgroups = delegation.dirs(&run.id);
+    run.record_cgroups(&teardown.cgroups)?;
+
+    // Files laid into the sandbox.
+    let mut files = vec![(
+        network::write_file(&run.path, "hosts", &network::hosts(&policy.hostname))?,
+        PathBuf::from("/etc/hosts"),
+    )];
+    if policy.network == NetworkMode::Egress {
+        files.push((
+            network::write_file(&run.path, "resolv.conf", &network::resolv_conf())?,
+            PathBuf::from("/etc/resolv.conf"),
+        ));
+    }
+    let (passwd, group) = network::user_entries(&policy.rootfs, policy.uid, policy.gid, &policy.home);
+    if let Some(p) = passwd {
+        files.push((network::write_file(&run.path, "passwd", &p)?, PathBuf::from("/etc/passwd")));
+    }
+    if let Some(g) = group {
+        files.push((network::write_file(&run.path, "group", &g)?, PathBuf::from("/etc/group")));
+    }
+
+    let own_netns = spec::has_own_netns(policy.network);
+    let pasta_pid = run.path.join("pasta.pid");
+    let holder = Holder::spawn(
+        &maps,
+        privileged,
+        own_netns,
+        Cleanup {
+            dirs: vec![teardown.youki_dir.clone(), teardown.run_dir.clone()],
+            cgroups: teardown.cgroups.clone(),
+            pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
+        },
+    )
+    .map_err(RunError::Holder)?;
+    let netns = own_netns.then(|| holder.netns_path());
+    let holder_pid = holder.pid();
+    teardown.holder = Some(holder);
+
+    if policy.network == NetworkMode::Egress {
+        teardown.pasta_pid = Some(pasta_pid.clone());
+        network::start_pasta(holder_pid, &pasta_pid)?;
+    }
+
+    teardown.holder.as_ref().expect("holder").join_userns().map_err(RunError::Holder)?;
+    if let Delegation::None {
+        layout: Layout::Legacy { hierarchies },
+        ..
+    } = &delegation
+    {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|source| RunError::Sys {
+            what: "cannot create a mount namespace for the cgroup placeholder",
+            source,
+        })?;
+        cgroups::fake_v1_hierarchy(hierarchies, &run.id)?;
+    }
+
+    let mut ctx = SpecContext {
+        netns,
+        cgroups_path: delegation.cgroups_path(&run.id),
+        files,
+        nproc_rlimit: nproc,
+        resources: None,
+    };
+    // An unprivileged process cannot raise a hard rlimit (setrlimit(2) needs
+    // CAP_SYS_RESOURCE in the initial namespace), so ask for no more than we have.
+    let mut policy = policy.clone();
+    policy.limits.nofile = policy.limits.nofile.min(hard_limit(nix::sys::resource::Resource::RLIMIT_NOFILE));
+    ctx.nproc_rlimit = ctx.nproc_rlimit.map(|n| n.min(hard_limit(nix::sys::resource::Resource::RLIMIT_NPROC)));
+    let spec = spec::build(&policy, &ctx);
+    spec::validate(&spec).map_err(RunError::Spec)?;
+    let config = spec::config_path(&run.path);
+    std::fs::write(&config, serde_json::to_vec(&spec).map_err(RunError::Spec)?).map_err(|e| RunError::Write {
+        path: config.clone(),
+        source: e,
+    })?;
+
+    let console = if policy.tty {
+        Some(tty::console_listener(&run.path.join("console.sock"))?)
+    } else {
+        None
+    };
+    let mut builder = ContainerBuilder::new(run.id.clone(), SyscallType::Linux)
+        .with_root_path(state.youki_root())
+        .map_err(|source| RunError::Container {
+            what: "use its state directory",
+            source,
+        })?;
+    if policy.tty {
+        builder = builder.with_console_socket(Some(run.path.join("console.sock")));
+    }
+    let container = builder
+        .as_init(&run.path)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|source| RunError::Container {
+            what: "create the sandbox",
+            source,
+        })?;
+    if let Delegation::None {
+        layout: Layout::Legacy { hierarchies },
+        ..
+    } = &delegation
+    {
+        // Empty the placeholder cgroups now that libcontainer has written to them, so its
+        // rmdir(2) at delete time succeeds at once instead of retrying.
+        cgroups::empty_fake_v1_hierarchy(hierarchies, &run.id);
+    }
+    let init = container.pid().ok_or(RunError::Sys {
+        what: "the sandbox has no init process",
+        source: nix::Error::ESRCH,
+    })?;
+    teardown.container = Some(container);
+    run.record_init(init.as_raw())?;
+    if let Some(h) = teardown.holder.as_mut() {
+        h.watch(init.as_raw()).map_err(RunError::Holder)?;
+    }
+    delegation.apply_limits(&run.id, &policy.limits)?;
+
+    let master = match &console {
+        Some(l) => Some(tty::receive_master(l)?),
+        None => None,
+    };
+
+    // Signals are handled synchronously from here on. They were left unblocked until now
+    // so that the container's processes, forked during build(), do not inherit a mask.
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(s);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(|source| RunError::Sys {
+        what: "cannot block signals",
+        source,
+    })?;
+    let _unblock = UnblockOnDrop(mask);
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|source| {
+        RunError::Sys {
+            what: "cannot create a signalfd",
+            source,
+        }
+    })?;
+
+    let stdin = std::io::stdin();
+    let raw = match &master {
+        Some(m) if tty::is_tty(stdin.as_fd()) => {
+            tty::copy_winsize(stdin.as_fd(), m.as_fd());
+            Some(RawMode::enter(stdin.as_fd())?)
+        }
+        _ => None,
+    };
+
+    teardown
+        .container
+        .as_mut()
+        .expect("container")
+        .start()
+        .map_err(|source| RunError::Container {
+            what: "start the sandbox",
+            source,
+        })?;
+
+    let code = supervise(init, &sfd, master.as_ref())?;
+    drop(raw);
+    teardown.finish();
+    Ok(code)
+}
+
+struct UnblockOnDrop(SigSet);
+
+impl Drop for UnblockOnDrop {
+    fn drop(&mut self) {
+        let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&self.0), None);
+    }
+}
+
+/// Everything a run leaves behind, removed on every return path (success, error, unwind).
+struct Teardown {
+    run_dir: PathBuf,
+    youki_dir: PathBuf,
+    cgroups: Vec<PathBuf>,
+    pasta_pid: Option<PathBuf>,
+    container: Option<Container>,
+    holder: Option<Holder>,
+}
+
+impl Teardown {
+    fn finish(&mut self) {
+        if let Some(mut c) = self.container.take() {
+            let _ = c.delete(true);
+        }
+        if let Some(p) = self.pasta_pid.take() {
+            network::stop_pasta(&p);
+        }
+        crate::holder::remove_cgroups(&self.cgroups);
+        let _ = std::fs::remove_dir_all(&self.youki_dir);
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+        if let Some(h) = self.holder.take() {
+            h.finish();
+        }
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Relay the terminal, forward signals and wait for init to exit.
+fn supervise(init: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32, RunError> {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut stdin_open = master.is_some();
+    let mut master_open = master.is_some();
+    let mut kill_at: Option<(Instant, Signal)> = None;
+    let mut status: Option<i32> = None;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        if let Some(code) = status
+            && !master_open
+        {
+            return Ok(code);
+        }
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let stdin_idx = (stdin_open && status.is_none()).then(|| {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let master_idx = match master {
+            Some(m) if master_open => {
+                fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        let timeout = match (kill_at, status) {
+            // The command has exited: drain what is left of its output, briefly.
+            (_, Some(_)) => PollTimeout::from(200u16),
+            (Some((at, _)), None) => {
+                let ms = at.saturating_duration_since(Instant::now()).as_millis().min(60_000) as u16;
+                PollTimeout::from(ms)
+            }
+            (None, None) => PollTimeout::NONE,
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) if status.is_some() => master_open = false,
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(source) => {
+                return Err(RunError::Sys {
+                    what: "poll failed",
+                    source,
+                });
+            }
+        }
+        let ready = |i: Option<usize>, fds: &[PollFd]| {
+            i.and_then(|i| fds[i].revents())
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+        };
+        let sig_ready = ready(Some(0), &fds);
+        let stdin_ready = ready(stdin_idx, &fds);
+        let master_ready = ready(master_idx, &fds);
+        drop(fds);
+
+        if sig_ready {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+                match sig {
+                    Signal::SIGCHLD => {}
+                    Signal::SIGWINCH => {
+                        if let Some(m) = master {
+                            tty::copy_winsize(stdin.as_fd(), m.as_fd());
+                        }
+                    }
+                    other => {
+                        let _ = kill(init, other);
+                        if kill_at.is_none() {
+                            kill_at = Some((Instant::now() + STOP_GRACE, other));
+                        }
+                    }
+                }
+            }
+            if status.is_none() {
+                status = reap(init);
+            }
+        }
+        if status.is_none()
+            && let Some((at, sig)) = kill_at
+            && Instant::now() >= at
+        {
+            let _ = kill(init, Signal::SIGKILL);
+            // Report the signal the user sent, as if the command had honoured it.
+            let _ = waitpid(init, None);
+            status = Some(128 + sig as i32);
+            master_open = false;
+        }
+        if stdin_ready && let Some(m) = master {
+            match read_fd(stdin.as_fd(), &mut buf) {
+                Some(n) => write_all_fd(m.as_fd(), &buf[..n]),
+                None => stdin_open = false,
+            }
+        }
+        if master_ready && let Some(m) = master {
+            match read_fd(m.as_fd(), &mut buf) {
+                Some(n) => {
+                    let mut out = stdout.lock();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+                // EIO: every slave end is closed, the sandbox is gone.
+                None => master_open = false,
+            }
+        }
+        if status.is_none() && !master_open && master.is_some() {
+            // The terminal closed: the sandbox is exiting; wait for its status.
+            status = Some(wait_exit(init));
+        }
+    }
+}
+
+fn reap(init: Pid) -> Option<i32> {
+    match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => Some(c),
+        Ok(WaitStatus::Signaled(_, s, _)) => Some(128 + s as i32),
+        Ok(_) => None,
+        // Not our child (should not happen) or already reaped: treat as gone.
+        Err(_) => Some(255),
+    }
+}
+
+fn wait_exit(init: Pid) -> i32 {
+    loop {
+        match waitpid(init, None) {
+            Ok(WaitStatus::Exited(_, c)) => return c,
+            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return 255,
+        }
+    }
+}
+
+/// Read once; `None` means end of file or an error, `Some(0)` a spurious wake-up.
+fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), buf) {
+            Ok(0) => return None,
+            Ok(n) => return Some(n),
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::EAGAIN) => return Some(0),
+            Err(_) => return None,
+        }
+    }
+}
+
+fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+fn hard_limit(r: nix::sys::resource::Resource) -> u64 {
+    nix::sys::resource::getrlimit(r).map_or(u64::MAX, |(_, hard)| hard)
+}
+
+fn which(cmd: &str) -> bool {
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(cmd).exists())
+}

@@ -1,0 +1,119 @@
+//! The command line, as clap structures. Nothing here has side effects; `settings.rs`
+//! turns these into validated settings and `cmd/` executes them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run AI coding agents in a rootless, daemonless, locked-down container.
+#[derive(Debug, Parser)]
+#[command(name = "ags", version, about, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// ags commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a sandbox whose root is a directory.
+    Run(RunArgs),
+    /// Check that this host can run rootless sandboxes, with a fix for each problem.
+    Doctor,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        #[arg(long, value_enum)]
+        shell: Shell,
+    },
+}
+
+/// Shells for completion scripts.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    /// bash
+    Bash,
+    /// zsh
+    Zsh,
+    /// fish
+    Fish,
+}
+
+/// Network modes on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum NetworkArg {
+    /// Only a loopback interface.
+    None,
+    /// Internet access through pasta, with no route to services on the host.
+    Egress,
+    /// The host's network, shared (not isolated).
+    Host,
+}
+
+/// `ags run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Root filesystem directory of the sandbox (mounted read-only).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: PathBuf,
+
+    /// Bind-mount a host path: HOST:CONTAINER[:ro|rw] (repeatable).
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
+    pub volumes: Vec<String>,
+
+    /// Working directory inside the sandbox.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Set an environment variable: KEY=VALUE, or KEY to copy it from the host (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Mount a tmpfs: PATH[:size=SIZE][,exec] (repeatable).
+    #[arg(long = "tmpfs", value_name = "PATH[:size=SIZE]")]
+    pub tmpfs: Vec<String>,
+
+    /// Network access.
+    #[arg(long, value_enum, default_value = "none")]
+    pub network: NetworkArg,
+
+    /// Memory limit, e.g. 512m or 2g [default: half the RAM, at most 8g].
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// Maximum number of processes [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+
+    /// CPU limit in cores, e.g. 1.5 [default: no limit].
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<String>,
+
+    /// Container user as UID[:GID]; 0 is root inside the sandbox only [default: 1000].
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+
+    /// Hostname inside the sandbox.
+    #[arg(long, default_value = "ags")]
+    pub hostname: String,
+
+    /// Allocate a terminal: auto (when stdin is a terminal), always or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tty: TtyArg,
+
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Terminal allocation.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TtyArg {
+    /// When stdin is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}

@@ -1,0 +1,254 @@
+//! Turning command-line values into validated settings. Every error here names the flag
+//! it came from and is reported as a usage error.
+
+use std::path::{Path, PathBuf};
+
+use ags_runtime::policy::{Access, Limits, NetworkMode, SandboxPolicy};
+
+use crate::cli::{NetworkArg, RunArgs, TtyArg};
+
+/// Bad user input, with the flag it came from.
+#[derive(Debug)]
+pub struct InputError {
+    /// The flag.
+    pub flag: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid value for {}: {}", self.flag, self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+fn bad(flag: &'static str, message: impl Into<String>) -> InputError {
+    InputError {
+        flag,
+        message: message.into(),
+    }
+}
+
+/// Parse a size like `512m`, `2g`, `1.5G`, `1048576` (bytes; k/m/g/t are powers of 1024).
+pub fn parse_size(s: &str, flag: &'static str) -> Result<u64, InputError> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| bad(flag, format!("{s:?} is not a size (examples: 512m, 2g, 1048576)")))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(bad(flag, format!("{s:?} must be a positive size")));
+    }
+    let bytes = v * mult as f64;
+    if bytes > u64::MAX as f64 / 2.0 {
+        return Err(bad(flag, format!("{s:?} is too large")));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parse a CPU count like `1.5` into millicpus.
+pub fn parse_cpus(s: &str) -> Result<u64, InputError> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| bad("--cpus", format!("{s:?} is not a number of CPUs (example: 1.5)")))?;
+    if !v.is_finite() || v < 0.01 || v > 4096.0 {
+        return Err(bad("--cpus", format!("{s:?} must be between 0.01 and 4096")));
+    }
+    Ok((v * 1000.0).round() as u64)
+}
+
+/// Host RAM from /proc/meminfo.
+pub fn host_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Resolve the limits: defaults, then flags.
+pub fn limits(memory: Option<&str>, pids: Option<u64>, cpus: Option<&str>) -> Result<Limits, InputError> {
+    let mut l = Limits::defaults(host_memory());
+    if let Some(m) = memory {
+        l.memory = Some(parse_size(m, "--memory")?);
+        if l.memory < Some(4 << 20) {
+            return Err(bad("--memory", "must be at least 4m"));
+        }
+    }
+    if let Some(p) = pids {
+        if p < 2 {
+            return Err(bad("--pids", "must be at least 2"));
+        }
+        l.pids = Some(p);
+    }
+    if let Some(c) = cpus {
+        l.cpus_milli = Some(parse_cpus(c)?);
+    }
+    Ok(l)
+}
+
+/// Resolved `ags run` settings.
+#[derive(Debug)]
+pub struct RunSettings {
+    /// The policy to run.
+    pub policy: SandboxPolicy,
+}
+
+/// Build the policy for `ags run` from its flags.
+pub fn run_settings(args: &RunArgs, stdin_is_tty: bool, host_env: &dyn Fn(&str) -> Option<String>) -> Result<RunSettings, anyhow::Error> {
+    let rootfs = args
+        .rootfs
+        .canonicalize()
+        .map_err(|e| bad("--rootfs", format!("{}: {e}", args.rootfs.display())))?;
+    if !rootfs.is_dir() {
+        return Err(bad("--rootfs", format!("{} is not a directory", rootfs.display())).into());
+    }
+    let limits = limits(args.memory.as_deref(), args.pids, args.cpus.as_deref())?;
+    let mut policy = SandboxPolicy::new(rootfs, args.command.clone(), limits).map_err(|e| bad("CMD", e.to_string()))?;
+    if let Some(u) = &args.user {
+        let (uid, gid) = parse_user(u)?;
+        policy.with_user(uid, gid);
+    }
+    policy.hostname = args.hostname.clone();
+    if policy.hostname.is_empty() || policy.hostname.len() > 64 || !policy.hostname.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+        return Err(bad("--hostname", format!("{:?} is not a valid hostname", args.hostname)).into());
+    }
+    policy.network = match args.network {
+        NetworkArg::None => NetworkMode::None,
+        NetworkArg::Egress => NetworkMode::Egress,
+        NetworkArg::Host => NetworkMode::Host,
+    };
+    policy.tty = match args.tty {
+        TtyArg::Auto => stdin_is_tty,
+        TtyArg::Always => true,
+        TtyArg::Never => false,
+    };
+    if let Some(term) = host_env("TERM").filter(|_| policy.tty) {
+        policy.set_env("TERM", &term).map_err(|e| bad("TERM", e.to_string()))?;
+    }
+    for e in &args.env {
+        let (k, v) = match e.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (e.clone(), host_env(e).unwrap_or_default()),
+        };
+        policy.set_env(&k, &v).map_err(|err| bad("-e", err.to_string()))?;
+    }
+    for v in &args.volumes {
+        let (host, ctr, access) = parse_volume(v)?;
+        policy.add_bind(&host, &ctr, access).map_err(|e| bad("-v", e.to_string()))?;
+    }
+    for t in &args.tmpfs {
+        let (path, size, exec) = parse_tmpfs(t)?;
+        policy.add_tmpfs(&path, size, exec).map_err(|e| bad("--tmpfs", e.to_string()))?;
+    }
+    if let Some(w) = &args.workdir {
+        policy.set_cwd(w).map_err(|e| bad("-w", e.to_string()))?;
+    }
+    Ok(RunSettings { policy })
+}
+
+fn parse_user(s: &str) -> Result<(u32, u32), InputError> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    let uid = u.parse().map_err(|_| bad("--user", format!("{s:?}: expected UID[:GID] as numbers")))?;
+    let gid = g.parse().map_err(|_| bad("--user", format!("{s:?}: expected UID[:GID] as numbers")))?;
+    if uid > 65535 || gid > 65535 {
+        return Err(bad("--user", format!("{s:?}: ids above 65535 are not mapped")));
+    }
+    Ok((uid, gid))
+}
+
+fn parse_volume(s: &str) -> Result<(PathBuf, String, Access), InputError> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (host, ctr, access) = match parts.as_slice() {
+        [h, c] => (*h, *c, Access::ReadWrite),
+        [h, c, "ro"] => (*h, *c, Access::ReadOnly),
+        [h, c, "rw"] => (*h, *c, Access::ReadWrite),
+        [_, _, m] => return Err(bad("-v", format!("{s:?}: unknown mode {m:?} (use ro or rw)"))),
+        _ => return Err(bad("-v", format!("{s:?}: expected HOST:CONTAINER[:ro|rw]"))),
+    };
+    if !Path::new(host).is_absolute() && !host.starts_with('.') {
+        return Err(bad("-v", format!("{s:?}: the host path must be absolute or start with ./")));
+    }
+    Ok((PathBuf::from(host), ctr.to_owned(), access))
+}
+
+fn parse_tmpfs(s: &str) -> Result<(String, u64, bool), InputError> {
+    let (path, opts) = s.split_once(':').unwrap_or((s, ""));
+    let mut size = ags_runtime::policy::TMP_SIZE;
+    let mut exec = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        if let Some(v) = o.strip_prefix("size=") {
+            size = parse_size(v, "--tmpfs")?;
+        } else if o == "exec" {
+            exec = true;
+        } else if o == "noexec" {
+            exec = false;
+        } else {
+            return Err(bad("--tmpfs", format!("{s:?}: unknown option {o:?} (size=SIZE, exec, noexec)")));
+        }
+    }
+    Ok((path.to_owned(), size, exec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512m", "x").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2G", "x").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5g", "x").unwrap(), 3 << 29);
+        assert_eq!(parse_size("100", "x").unwrap(), 100);
+        assert_eq!(parse_size("4kb", "x").unwrap(), 4096);
+        for bad in ["", "m", "-1m", "0", "abc", "1x", "nan", "inf"] {
+            assert!(parse_size(bad, "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpus() {
+        assert_eq!(parse_cpus("1.5").unwrap(), 1500);
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("x").is_err());
+    }
+
+    #[test]
+    fn volumes() {
+        assert_eq!(parse_volume("/a:/b:ro").unwrap().2, Access::ReadOnly);
+        assert_eq!(parse_volume("/a:/b").unwrap().2, Access::ReadWrite);
+        assert!(parse_volume("/a:/b:rx").is_err());
+        assert!(parse_volume("/a").is_err());
+        assert!(parse_volume("a:/b").is_err());
+    }
+
+    #[test]
+    fn users_and_tmpfs() {
+        assert_eq!(parse_user("0").unwrap(), (0, 0));
+        assert_eq!(parse_user("1000:100").unwrap(), (1000, 100));
+        assert!(parse_user("root").is_err());
+        assert!(parse_user("70000").is_err());
+        assert_eq!(parse_tmpfs("/x:size=1m,exec").unwrap(), ("/x".into(), 1 << 20, true));
+        assert!(parse_tmpfs("/x:bogus").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let e = limits(Some("lots"), None, None).unwrap_err();
+        assert!(e.to_string().starts_with("invalid value for --memory"));
+    }
+}
