@@ -61,8 +61,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{
-    self, Config, ConfigError, HostContext, Location, MAX_CONFIG_SIZE, Network, Source,
-    SourceKind, display_path, normalize_lexically,
+    self, Config, ConfigError, HostContext, Location, MAX_CONFIG_SIZE, Network, Source, SourceKind,
+    display_path, normalize_lexically,
 };
 
 /// The overlay's path relative to the repo root.
@@ -336,8 +336,7 @@ pub fn trust(config_dir: &Path, repo_root: &Path, hash: &str) -> Result<(), Over
     tmp.write_all(&json)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(write_err(tmp.path()))?;
-    tmp.persist(&path)
-        .map_err(|e| write_err(&path)(e.error))?;
+    tmp.persist(&path).map_err(|e| write_err(&path)(e.error))?;
     Ok(())
 }
 

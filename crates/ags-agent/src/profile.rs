@@ -391,7 +391,11 @@ mod tests {
         assert!(!p.command.is_empty());
         assert!(p.interactive);
         for h in p.homes {
-            assert!(!h.path.starts_with('/') && !h.path.contains(".."), "{}", h.path);
+            assert!(
+                !h.path.starts_with('/') && !h.path.contains(".."),
+                "{}",
+                h.path
+            );
         }
         for f in p.stage_files {
             assert!(
@@ -494,7 +498,11 @@ mod tests {
         check_profile(p);
         assert_eq!(p.command, "pi");
         assert!(p.is_never_staged(".pi/agent/sessions/x.json"));
-        assert!(p.stage_files.iter().any(|f| f.path == ".pi/agent/auth.json"));
+        assert!(
+            p.stage_files
+                .iter()
+                .any(|f| f.path == ".pi/agent/auth.json")
+        );
     }
 
     #[test]

@@ -60,7 +60,10 @@ pub enum StagingError {
     },
 }
 
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StagingError + 'a {
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StagingError + 'a {
     move |source| StagingError::Io {
         action,
         path: path.to_path_buf(),

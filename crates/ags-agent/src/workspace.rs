@@ -188,8 +188,8 @@ fn probe_dot_git(dir: &Path) -> Result<Option<GitInfo>, WorkspaceError> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("no `gitdir:` line"))?;
     let git_dir = dir.join(target);
-    let git_dir = std::fs::canonicalize(&git_dir)
-        .map_err(|e| bad(&format!("{}: {e}", git_dir.display())))?;
+    let git_dir =
+        std::fs::canonicalize(&git_dir).map_err(|e| bad(&format!("{}: {e}", git_dir.display())))?;
     if !git_dir.join("HEAD").exists() {
         return Err(bad(&format!("{} has no HEAD", git_dir.display())));
     }
@@ -243,8 +243,8 @@ impl Workspace {
         // Mounts git needs: the common dir (which holds a worktree's git dir) and the git
         // dir when it lies elsewhere.
         for d in [&info.common_dir, &info.git_dir] {
-            let covered = d.starts_with(&self.root)
-                || self.extra_git_dirs.iter().any(|e| d.starts_with(e));
+            let covered =
+                d.starts_with(&self.root) || self.extra_git_dirs.iter().any(|e| d.starts_with(e));
             if !covered {
                 push_unique(&mut self.extra_git_dirs, d.clone());
             }

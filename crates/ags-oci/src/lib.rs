@@ -6,7 +6,8 @@
 //! - [`digest::Digest`] plus [`digest::VerifyingWriter`] / [`digest::VerifyingReader`]:
 //!   sha256 and size checked while streaming;
 //! - [`manifest`]: OCI / Docker manifests and indexes (strict, CVE-2021-41190 safe),
-//!   [`manifest::Platform`] selection and [`manifest::ImageConfig`];
+//!   platform selection and [`manifest::ImageConfig`];
+//! - [`platform::Platform`]: `linux/arm64/v8`, the host default, arch name mapping;
 //! - [`auth`]: credentials from auth.json / Docker config / credential helpers, login and
 //!   logout file updates, `WWW-Authenticate` parsing, redacting [`auth::Secret`];
 //! - [`registry::RegistryClient`]: a blocking distribution client with mirrors, custom CAs,
@@ -45,6 +46,7 @@
 pub mod auth;
 pub mod digest;
 pub mod manifest;
+pub mod platform;
 pub mod reference;
 pub mod registry;
 pub mod store;

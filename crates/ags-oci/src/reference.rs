@@ -338,10 +338,20 @@ mod tests {
 
     const H: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+    /// input, registry, repository, tag, has digest, canonical form
+    type Case = (
+        String,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        bool,
+        String,
+    );
+
     #[test]
     fn valid_table() {
         let d = format!("sha256:{H}");
-        let cases: Vec<(String, &str, &str, Option<&str>, bool, String)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "debian".into(),
                 "docker.io",

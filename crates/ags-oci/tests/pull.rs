@@ -206,7 +206,9 @@ fn basic_auth_with_htpasswd() {
     let r = Reference::parse(&format!("{}/private/app:v1", reg.host)).unwrap();
     store.pull(&good, &r, &opts("amd64")).unwrap();
 
+    good.check_login(&reg.host).unwrap();
     let anon = client(localhost_http(), Arc::new(Anonymous));
+    assert!(anon.check_login(&reg.host).is_err());
     let err = error_chain(
         &store
             .pull(
@@ -221,6 +223,8 @@ fn basic_auth_with_htpasswd() {
     let mut m = BTreeMap::new();
     m.insert(reg.host.clone(), Credentials::new("alice", "wrong-pw"));
     let bad = client(localhost_http(), Arc::new(StaticCredentials(m)));
+    let err = error_chain(&bad.check_login(&reg.host).unwrap_err());
+    assert!(err.contains("credentials were rejected"), "{err}");
     let err = error_chain(&store.pull(&bad, &r, &opts("amd64")).unwrap_err());
     assert!(err.contains("credentials were rejected"), "{err}");
     assert!(
@@ -498,4 +502,35 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[test]
+fn concurrent_pulls_share_the_store_and_gc_keeps_referenced_blobs() {
+    let reg = Registry::start(AuthMode::None, None);
+    let c = Arc::new(client(localhost_http(), Arc::new(Anonymous)));
+    let img = two_layer_image("amd64");
+    push_image(&c, &reg.host, "conc/app", "v1", &img);
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let r = Reference::parse(&format!("{}/conc/app:v1", reg.host)).unwrap();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, c, r) = (store.clone(), c.clone(), r.clone());
+            std::thread::spawn(move || {
+                store
+                    .pull(&c, &r, &opts("amd64"))
+                    .map(|p| p.manifest_digest)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap(), img.manifest_digest);
+    }
+    assert_eq!(store.images().unwrap().len(), 1);
+    let report = store.gc().unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    let p = store.get(&r, None).unwrap();
+    for (l, data) in store.layers(&p).unwrap().iter().zip(&img.layers) {
+        assert_eq!(&std::fs::read(&l.path).unwrap(), data);
+    }
 }

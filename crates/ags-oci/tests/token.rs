@@ -212,7 +212,10 @@ fn bearer_token_flow_with_real_registry() {
     let p = store.pull(&c, &r, &opts).unwrap();
     assert_eq!(p.manifest_digest, img.manifest_digest);
 
+    c.check_login(&reg.host).unwrap();
     let reqs = server.requests.lock().unwrap().clone();
+    assert!(reqs.iter().any(|r| r.scope.is_empty()), "{reqs:?}");
+    let reqs: Vec<_> = reqs.into_iter().filter(|r| !r.scope.is_empty()).collect();
     let push = reqs
         .iter()
         .filter(|r| r.scope == "repository:token/app:pull,push")

@@ -100,14 +100,21 @@ pub fn layout() -> Layout {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut hierarchies = Vec::new();
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let mut post = post.split_whitespace();
         let (Some(fstype), _, Some(opts)) = (post.next(), post.next(), post.next()) else {
             continue;
         };
-        let Some(mount_point) = pre.split_whitespace().nth(4) else { continue };
+        let Some(mount_point) = pre.split_whitespace().nth(4) else {
+            continue;
+        };
         if fstype == "cgroup" {
-            let ctrls: Vec<&str> = opts.split(',').filter(|o| V1_CONTROLLERS.contains(o)).collect();
+            let ctrls: Vec<&str> = opts
+                .split(',')
+                .filter(|o| V1_CONTROLLERS.contains(o))
+                .collect();
             if !ctrls.is_empty() {
                 hierarchies.push((ctrls.join(","), PathBuf::from(mount_point)));
             }
@@ -171,7 +178,9 @@ pub fn detect() -> Delegation {
                     Some(p) => {
                         return Delegation::None {
                             layout: layout.clone(),
-                            reason: format!("this process is in different cgroups ({p} and {path}) across v1 hierarchies"),
+                            reason: format!(
+                                "this process is in different cgroups ({p} and {path}) across v1 hierarchies"
+                            ),
                         };
                     }
                 }
@@ -184,14 +193,23 @@ pub fn detect() -> Delegation {
         Layout::Unified => {
             let path = own_path(&proc_cgroup, "").unwrap_or_else(|| "/".to_owned());
             let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
-            let controllers = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            let controllers =
+                fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
             let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
-            if path != "/" && writable(&dir) && writable(&dir.join("cgroup.subtree_control")) && has("pids") && has("memory") {
+            if path != "/"
+                && writable(&dir)
+                && writable(&dir.join("cgroup.subtree_control"))
+                && has("pids")
+                && has("memory")
+            {
                 Delegation::V2 { parent: path }
             } else {
                 Delegation::None {
                     layout: layout.clone(),
-                    reason: format!("cgroup {} is not delegated to this user with the memory and pids controllers", dir.display()),
+                    reason: format!(
+                        "cgroup {} is not delegated to this user with the memory and pids controllers",
+                        dir.display()
+                    ),
                 }
             }
         }
@@ -275,7 +293,9 @@ impl Delegation {
         let rel = self.cgroups_path(id);
         let rel = rel.trim_start_matches('/').to_owned();
         match self {
-            Delegation::V1 { hierarchies, .. } => hierarchies.iter().map(|(_, m)| m.join(&rel)).collect(),
+            Delegation::V1 { hierarchies, .. } => {
+                hierarchies.iter().map(|(_, m)| m.join(&rel)).collect()
+            }
             Delegation::V2 { .. } => vec![Path::new("/sys/fs/cgroup").join(&rel)],
             Delegation::None { .. } => Vec::new(),
         }
@@ -295,17 +315,10 @@ pub const FAKE_PARENT: &str = "ags-undelegated";
 /// Cover /sys/fs/cgroup, in the caller's own mount namespace, with a tmpfs laid out like the
 /// host's v1 hierarchies, and pre-create the sandbox's cgroup in it with the files
 /// libcontainer writes. The caller must have unshared its mount namespace inside the
-/// sandbox's user namespace; the host's cgroups are untouched.
+/// sandbox's user namespace and made it private; the host's cgroups are untouched.
 pub fn fake_v1_hierarchy(hierarchies: &[(String, PathBuf)], id: &str) -> Result<(), CgroupError> {
     use nix::mount::{MsFlags, mount};
     let root = Path::new("/sys/fs/cgroup");
-    // Stop our mounts from propagating back to the host's namespace (mount_namespaces(7)).
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(|e| {
-        CgroupError::Mount {
-            path: "/".into(),
-            source: e,
-        }
-    })?;
     mount(
         Some("tmpfs"),
         root,
@@ -358,13 +371,22 @@ pub fn empty_fake_v1_hierarchy(hierarchies: &[(String, PathBuf)], id: &str) {
 /// Count the processes of real uid `uid`, for an RLIMIT_NPROC that leaves the user's other
 /// processes out of the sandbox's budget (the kernel counts per user, setrlimit(2)).
 pub fn count_user_processes(uid: u32) -> u64 {
-    let Ok(dir) = fs::read_dir("/proc") else { return 0 };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return 0;
+    };
     let mut n = 0;
     for e in dir.flatten() {
-        if !e.file_name().as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+        if !e
+            .file_name()
+            .as_encoded_bytes()
+            .iter()
+            .all(u8::is_ascii_digit)
+        {
             continue;
         }
-        let Ok(status) = fs::read_to_string(e.path().join("status")) else { continue };
+        let Ok(status) = fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
         let real = status
             .lines()
             .find_map(|l| l.strip_prefix("Uid:"))
@@ -391,7 +413,10 @@ mod tests {
         let text = "12:pids:/ags-delegate\n4:cpu,cpuacct:/user.slice\n0::/user.slice/user-1000.slice/user@1000.service/app.slice\n";
         assert_eq!(own_path(text, "pids").as_deref(), Some("/ags-delegate"));
         assert_eq!(own_path(text, "cpuacct").as_deref(), Some("/user.slice"));
-        assert_eq!(own_path(text, "").as_deref(), Some("/user.slice/user-1000.slice/user@1000.service/app.slice"));
+        assert_eq!(
+            own_path(text, "").as_deref(),
+            Some("/user.slice/user-1000.slice/user@1000.service/app.slice")
+        );
         assert_eq!(own_path(text, "memory"), None);
     }
 
@@ -402,7 +427,10 @@ mod tests {
             hierarchies: vec![("pids".into(), "/sys/fs/cgroup/pids".into())],
         };
         assert_eq!(d.cgroups_path("x1"), "/ags-delegate/x1");
-        assert_eq!(d.dirs("x1"), vec![PathBuf::from("/sys/fs/cgroup/pids/ags-delegate/x1")]);
+        assert_eq!(
+            d.dirs("x1"),
+            vec![PathBuf::from("/sys/fs/cgroup/pids/ags-delegate/x1")]
+        );
         let n = Delegation::None {
             layout: Layout::Unified,
             reason: String::new(),
@@ -421,7 +449,10 @@ mod tests {
         }
         let d = Delegation::V1 {
             parent: "/p".into(),
-            hierarchies: vec![("pids".into(), pids.clone()), ("memory".into(), mem.clone())],
+            hierarchies: vec![
+                ("pids".into(), pids.clone()),
+                ("memory".into(), mem.clone()),
+            ],
         };
         let limits = Limits {
             memory: Some(1 << 20),
@@ -431,7 +462,10 @@ mod tests {
         };
         d.apply_limits("x", &limits).unwrap();
         assert_eq!(fs::read_to_string(pids.join("p/x/pids.max")).unwrap(), "64");
-        assert_eq!(fs::read_to_string(mem.join("p/x/memory.limit_in_bytes")).unwrap(), "1048576");
+        assert_eq!(
+            fs::read_to_string(mem.join("p/x/memory.limit_in_bytes")).unwrap(),
+            "1048576"
+        );
         assert!(!pids.join("p/x/memory.limit_in_bytes").exists());
     }
 

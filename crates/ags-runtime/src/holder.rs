@@ -71,7 +71,12 @@ pub struct Holder {
 impl Holder {
     /// Fork the holder, create its namespaces and map ids. Must be called while the process
     /// is single-threaded.
-    pub fn spawn(maps: &IdMaps, privileged: bool, own_netns: bool, cleanup: Cleanup) -> Result<Self, HolderError> {
+    pub fn spawn(
+        maps: &IdMaps,
+        privileged: bool,
+        own_netns: bool,
+        cleanup: Cleanup,
+    ) -> Result<Self, HolderError> {
         let sys = |what| move |source| HolderError::Sys { what, source };
         let (to_child_r, to_child_w) = pipe().map_err(sys("cannot create a pipe"))?;
         let (from_child_r, from_child_w) = pipe().map_err(sys("cannot create a pipe"))?;
@@ -95,7 +100,8 @@ impl Holder {
                 };
                 let mut from = std::fs::File::from(from_child_r);
                 holder.expect(&mut from, b'u')?;
-                maps.apply(child.as_raw(), privileged).map_err(HolderError::IdMap)?;
+                maps.apply(child.as_raw(), privileged)
+                    .map_err(HolderError::IdMap)?;
                 holder.send(b"m")?;
                 holder.expect(&mut from, b'r')?;
                 Ok(holder)
@@ -114,7 +120,9 @@ impl Holder {
             _ if buf[0] == want => Ok(()),
             _ => {
                 let _ = waitpid(self.pid, None);
-                Err(HolderError::Child(String::from_utf8_lossy(&buf[1..n]).into_owned()))
+                Err(HolderError::Child(
+                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
+                ))
             }
         }
     }
@@ -266,7 +274,9 @@ pub fn remove_cgroups(dirs: &[PathBuf]) {
         while d.exists() {
             match fs::remove_dir(d) {
                 Ok(()) => break,
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
                 Err(_) => break,
             }
         }

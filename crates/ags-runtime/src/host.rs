@@ -44,7 +44,13 @@ impl Check {
             required: true,
         }
     }
-    fn bad(name: &'static str, status: Status, detail: impl Into<String>, hint: impl Into<String>, required: bool) -> Self {
+    fn bad(
+        name: &'static str,
+        status: Status,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+        required: bool,
+    ) -> Self {
         Self {
             name,
             status,
@@ -83,7 +89,8 @@ fn try_userns() -> Result<(), String> {
             // SAFETY: _exit(2) cannot fail and skips the parent's destructors.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) }
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None) {
+        Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None)
+        {
             Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
             _ => Err("unshare(CLONE_NEWUSER) was refused".into()),
         },
@@ -117,8 +124,12 @@ pub fn checks(name: Option<&str>, uid: u32) -> Vec<Check> {
     });
 
     // Subordinate ids.
-    let sub_u = idmap::read_subid(Path::new("/etc/subuid"), name, uid).ok().flatten();
-    let sub_g = idmap::read_subid(Path::new("/etc/subgid"), name, uid).ok().flatten();
+    let sub_u = idmap::read_subid(Path::new("/etc/subuid"), name, uid)
+        .ok()
+        .flatten();
+    let sub_g = idmap::read_subid(Path::new("/etc/subgid"), name, uid)
+        .ok()
+        .flatten();
     let who = name.unwrap_or("this user");
     out.push(match (sub_u, sub_g) {
         (Some(u), Some(g)) => Check::ok(
@@ -137,10 +148,16 @@ pub fn checks(name: Option<&str>, uid: u32) -> Vec<Check> {
 
     // newuidmap/newgidmap.
     for helper in ["newuidmap", "newgidmap"] {
-        let name_static: &'static str = if helper == "newuidmap" { "newuidmap" } else { "newgidmap" };
+        let name_static: &'static str = if helper == "newuidmap" {
+            "newuidmap"
+        } else {
+            "newgidmap"
+        };
         out.push(match find_in_path(helper) {
             Some(p) => {
-                let mode = fs::metadata(&p).map(|m| m.permissions().mode()).unwrap_or(0);
+                let mode = fs::metadata(&p)
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0);
                 let has_caps = xattr_present(&p, "security.capability");
                 if mode & 0o4000 != 0 || has_caps {
                     Check::ok(name_static, format!("{} is setuid", p.display()))
@@ -148,7 +165,10 @@ pub fn checks(name: Option<&str>, uid: u32) -> Vec<Check> {
                     Check::bad(
                         name_static,
                         Status::Warn,
-                        format!("{} is neither setuid nor has file capabilities", p.display()),
+                        format!(
+                            "{} is neither setuid nor has file capabilities",
+                            p.display()
+                        ),
                         format!("sudo chmod u+s {}", p.display()),
                         false,
                     )
@@ -167,7 +187,9 @@ pub fn checks(name: Option<&str>, uid: u32) -> Vec<Check> {
     // cgroups.
     let layout_name = match cgroups::layout() {
         Layout::Unified => "cgroup v2",
-        Layout::Legacy { .. } if Path::new("/sys/fs/cgroup/unified").exists() => "cgroup v1 (hybrid)",
+        Layout::Legacy { .. } if Path::new("/sys/fs/cgroup/unified").exists() => {
+            "cgroup v1 (hybrid)"
+        }
         Layout::Legacy { .. } => "cgroup v1",
     };
     out.push(match cgroups::detect() {
@@ -187,7 +209,13 @@ pub fn checks(name: Option<&str>, uid: u32) -> Vec<Check> {
     let tun = Path::new("/dev/net/tun");
     let pasta = find_in_path("pasta");
     out.push(match (pasta, access(tun, libc::R_OK | libc::W_OK)) {
-        (Some(p), true) => Check::ok("pasta", format!("{} and /dev/net/tun are usable: --network egress works", p.display())),
+        (Some(p), true) => Check::ok(
+            "pasta",
+            format!(
+                "{} and /dev/net/tun are usable: --network egress works",
+                p.display()
+            ),
+        ),
         (None, _) => Check::bad(
             "pasta",
             Status::Fail,
@@ -207,7 +235,10 @@ pub fn checks(name: Option<&str>, uid: u32) -> Vec<Check> {
     // libseccomp: linked dynamically, so a running ags has it; report the version.
     let maps = fs::read_to_string("/proc/self/maps").unwrap_or_default();
     out.push(match maps.lines().find(|l| l.contains("libseccomp")) {
-        Some(l) => Check::ok("libseccomp", l.split_whitespace().last().unwrap_or("loaded").to_owned()),
+        Some(l) => Check::ok(
+            "libseccomp",
+            l.split_whitespace().last().unwrap_or("loaded").to_owned(),
+        ),
         None => Check::bad(
             "libseccomp",
             Status::Fail,
@@ -220,7 +251,10 @@ pub fn checks(name: Option<&str>, uid: u32) -> Vec<Check> {
 }
 
 fn xattr_present(path: &Path, name: &str) -> bool {
-    let (Ok(p), Ok(n)) = (CString::new(path.as_os_str().as_encoded_bytes()), CString::new(name)) else {
+    let (Ok(p), Ok(n)) = (
+        CString::new(path.as_os_str().as_encoded_bytes()),
+        CString::new(name),
+    ) else {
         return false;
     };
     // SAFETY: both strings are NUL-terminated; a zero-size buffer only asks for the size.
@@ -234,7 +268,15 @@ mod tests {
     #[test]
     fn checks_cover_the_list() {
         let names: Vec<&str> = checks(Some("root"), 0).iter().map(|c| c.name).collect();
-        for n in ["user namespaces", "subuid/subgid", "newuidmap", "newgidmap", "cgroups", "pasta", "libseccomp"] {
+        for n in [
+            "user namespaces",
+            "subuid/subgid",
+            "newuidmap",
+            "newgidmap",
+            "cgroups",
+            "pasta",
+            "libseccomp",
+        ] {
             assert!(names.contains(&n), "{n}");
         }
     }

@@ -88,7 +88,11 @@ pub fn parse_subid(text: &str, name: Option<&str>, id: u32) -> Option<SubRange> 
 }
 
 /// Read the range for a user from a subordinate id file; a missing file means no range.
-pub fn read_subid(path: &Path, name: Option<&str>, id: u32) -> Result<Option<SubRange>, IdMapError> {
+pub fn read_subid(
+    path: &Path,
+    name: Option<&str>,
+    id: u32,
+) -> Result<Option<SubRange>, IdMapError> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(parse_subid(&text, name, id)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -190,9 +194,15 @@ fn run_helper(helper: &'static str, pid: i32, ranges: &[IdRange]) -> Result<(), 
     let mut cmd = std::process::Command::new(helper);
     cmd.arg(pid.to_string());
     for r in ranges {
-        cmd.args([r.container.to_string(), r.host.to_string(), r.count.to_string()]);
+        cmd.args([
+            r.container.to_string(),
+            r.host.to_string(),
+            r.count.to_string(),
+        ]);
     }
-    let out = cmd.output().map_err(|e| IdMapError::Spawn { helper, source: e })?;
+    let out = cmd
+        .output()
+        .map_err(|e| IdMapError::Spawn { helper, source: e })?;
     if !out.status.success() {
         return Err(IdMapError::Helper {
             helper,
@@ -212,31 +222,105 @@ mod tests {
         let text = "# comment\nalice:100000:65536\nbob:x:1\n1001:200000:1000\ncarol:300000:0\n";
         assert_eq!(
             parse_subid(text, Some("alice"), 1000),
-            Some(SubRange { start: 100000, count: 65536 })
+            Some(SubRange {
+                start: 100000,
+                count: 65536
+            })
         );
-        assert_eq!(parse_subid(text, Some("dave"), 1001), Some(SubRange { start: 200000, count: 1000 }));
+        assert_eq!(
+            parse_subid(text, Some("dave"), 1001),
+            Some(SubRange {
+                start: 200000,
+                count: 1000
+            })
+        );
         assert_eq!(parse_subid(text, Some("bob"), 5), None);
-        assert_eq!(parse_subid(text, Some("carol"), 6), None, "empty ranges are ignored");
+        assert_eq!(
+            parse_subid(text, Some("carol"), 6),
+            None,
+            "empty ranges are ignored"
+        );
     }
 
     #[test]
     fn mapping_puts_user_at_target_and_fills_around_it() {
-        let m = mapping(1000, 1234, Some(SubRange { start: 100000, count: 65536 }));
+        let m = mapping(
+            1000,
+            1234,
+            Some(SubRange {
+                start: 100000,
+                count: 65536,
+            }),
+        );
         assert_eq!(
             m,
             vec![
-                IdRange { container: 0, host: 100000, count: 1000 },
-                IdRange { container: 1000, host: 1234, count: 1 },
-                IdRange { container: 1001, host: 101000, count: 64536 },
+                IdRange {
+                    container: 0,
+                    host: 100000,
+                    count: 1000
+                },
+                IdRange {
+                    container: 1000,
+                    host: 1234,
+                    count: 1
+                },
+                IdRange {
+                    container: 1001,
+                    host: 101000,
+                    count: 64536
+                },
             ]
         );
-        let root = mapping(0, 1234, Some(SubRange { start: 100000, count: 65536 }));
-        assert_eq!(root[0], IdRange { container: 0, host: 1234, count: 1 });
-        assert_eq!(root[1], IdRange { container: 1, host: 100000, count: 65536 });
-        let small = mapping(1000, 1234, Some(SubRange { start: 100000, count: 10 }));
-        assert_eq!(small[0], IdRange { container: 990, host: 100000, count: 10 });
+        let root = mapping(
+            0,
+            1234,
+            Some(SubRange {
+                start: 100000,
+                count: 65536,
+            }),
+        );
+        assert_eq!(
+            root[0],
+            IdRange {
+                container: 0,
+                host: 1234,
+                count: 1
+            }
+        );
+        assert_eq!(
+            root[1],
+            IdRange {
+                container: 1,
+                host: 100000,
+                count: 65536
+            }
+        );
+        let small = mapping(
+            1000,
+            1234,
+            Some(SubRange {
+                start: 100000,
+                count: 10,
+            }),
+        );
+        assert_eq!(
+            small[0],
+            IdRange {
+                container: 990,
+                host: 100000,
+                count: 10
+            }
+        );
         assert_eq!(small.len(), 2);
-        assert_eq!(mapping(1000, 1234, None), vec![IdRange { container: 1000, host: 1234, count: 1 }]);
+        assert_eq!(
+            mapping(1000, 1234, None),
+            vec![IdRange {
+                container: 1000,
+                host: 1234,
+                count: 1
+            }]
+        );
     }
 
     #[test]

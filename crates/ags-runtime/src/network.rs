@@ -51,15 +51,23 @@ pub fn start_pasta(pid: i32, pid_file: &Path) -> Result<(), NetworkError> {
         .output()
         .map_err(NetworkError::PastaMissing)?;
     if !out.status.success() {
-        return Err(NetworkError::Pasta(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+        return Err(NetworkError::Pasta(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
     }
     Ok(())
 }
 
 /// Stop pasta if it is still running.
 pub fn stop_pasta(pid_file: &Path) {
-    if let Some(pid) = fs::read_to_string(pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    if let Some(pid) = fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
 }
 
@@ -79,7 +87,12 @@ pub fn resolv_conf() -> String {
 /// Add the sandbox user to the image's passwd and group files when the image lacks it, so
 /// that `whoami`, `id` and shells that look up `$HOME` work. Returns `None` when the image
 /// already has both entries (the image's own files are then used unchanged).
-pub fn user_entries(rootfs: &Path, uid: u32, gid: u32, home: &Path) -> (Option<String>, Option<String>) {
+pub fn user_entries(
+    rootfs: &Path,
+    uid: u32,
+    gid: u32,
+    home: &Path,
+) -> (Option<String>, Option<String>) {
     let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
     let group = fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
     let has_id = |text: &str, id: u32| {
@@ -92,7 +105,10 @@ pub fn user_entries(rootfs: &Path, uid: u32, gid: u32, home: &Path) -> (Option<S
         if !p.is_empty() && !p.ends_with('\n') {
             p.push('\n');
         }
-        p.push_str(&format!("{name}:x:{uid}:{gid}:ags sandbox user:{}:/bin/sh\n", home.display()));
+        p.push_str(&format!(
+            "{name}:x:{uid}:{gid}:ags sandbox user:{}:/bin/sh\n",
+            home.display()
+        ));
         p
     });
     let new_group = (!has_id(&group, gid)).then(|| {
@@ -135,7 +151,10 @@ mod tests {
         fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh").unwrap();
         fs::write(dir.path().join("etc/group"), "root:x:0:\ndev:x:1000:\n").unwrap();
         let (p, g) = user_entries(dir.path(), 1000, 1000, Path::new("/home/dev"));
-        assert_eq!(p.unwrap(), "root:x:0:0::/root:/bin/sh\ndev:x:1000:1000:ags sandbox user:/home/dev:/bin/sh\n");
+        assert_eq!(
+            p.unwrap(),
+            "root:x:0:0::/root:/bin/sh\ndev:x:1000:1000:ags sandbox user:/home/dev:/bin/sh\n"
+        );
         assert!(g.is_none());
         let (p, _) = user_entries(dir.path(), 0, 0, Path::new("/root"));
         assert!(p.is_none());

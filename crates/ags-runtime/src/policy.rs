@@ -150,7 +150,9 @@ impl Limits {
     /// 4096 processes, all CPUs, 65536 open files.
     pub fn defaults(host_memory: Option<u64>) -> Self {
         Self {
-            memory: Some(host_memory.map_or(DEFAULT_MEMORY_CAP, |m| (m / 2).min(DEFAULT_MEMORY_CAP))),
+            memory: Some(
+                host_memory.map_or(DEFAULT_MEMORY_CAP, |m| (m / 2).min(DEFAULT_MEMORY_CAP)),
+            ),
             pids: Some(DEFAULT_PIDS),
             cpus_milli: None,
             nofile: DEFAULT_NOFILE,
@@ -277,19 +279,29 @@ impl SandboxPolicy {
 
     /// Add a bind mount (`-v HOST:CTR[:ro]`). The host path must exist; it is canonicalized
     /// so that a symlink cannot later be swapped under the mount.
-    pub fn add_bind(&mut self, source: &Path, target: &str, access: Access) -> Result<(), PolicyError> {
+    pub fn add_bind(
+        &mut self,
+        source: &Path,
+        target: &str,
+        access: Access,
+    ) -> Result<(), PolicyError> {
         let target = confine_container_path(target, "-v")?;
         let source = source.canonicalize().map_err(|e| PolicyError::HostPath {
             path: source.to_path_buf(),
             source: e,
         })?;
-        self.push_mount(Mount::Bind { source, target, access })
+        self.push_mount(Mount::Bind {
+            source,
+            target,
+            access,
+        })
     }
 
     /// Add or resize a tmpfs (`--tmpfs PATH[:size=N]`).
     pub fn add_tmpfs(&mut self, target: &str, size: u64, exec: bool) -> Result<(), PolicyError> {
         let target = confine_container_path(target, "--tmpfs")?;
-        self.mounts.retain(|m| !matches!(m, Mount::Tmpfs { target: t, .. } if *t == target));
+        self.mounts
+            .retain(|m| !matches!(m, Mount::Tmpfs { target: t, .. } if *t == target));
         self.push_mount(Mount::Tmpfs {
             target,
             size,
@@ -304,9 +316,14 @@ impl SandboxPolicy {
         // A user mount over one of the default tmpfs replaces it (for example a bind mount
         // of a persistent home); two user mounts on the same path are a mistake.
         if let Some(pos) = self.mounts.iter().position(|m| m.target() == target) {
-            let defaults = [Path::new("/tmp"), Path::new("/var/tmp"), Path::new("/run"), &self.home];
-            let is_default_tmpfs =
-                matches!(self.mounts[pos], Mount::Tmpfs { .. }) && defaults.contains(&target.as_path());
+            let defaults = [
+                Path::new("/tmp"),
+                Path::new("/var/tmp"),
+                Path::new("/run"),
+                &self.home,
+            ];
+            let is_default_tmpfs = matches!(self.mounts[pos], Mount::Tmpfs { .. })
+                && defaults.contains(&target.as_path());
             if !is_default_tmpfs {
                 return Err(PolicyError::DuplicateTarget(target));
             }
@@ -437,7 +454,12 @@ mod tests {
 
     #[test]
     fn defaults_are_deny_by_default() {
-        let p = SandboxPolicy::new("/r".into(), vec!["true".into()], Limits::defaults(Some(4 << 30))).unwrap();
+        let p = SandboxPolicy::new(
+            "/r".into(),
+            vec!["true".into()],
+            Limits::defaults(Some(4 << 30)),
+        )
+        .unwrap();
         assert_eq!(p.network, NetworkMode::None);
         assert_eq!(p.limits.memory, Some(2 << 30));
         assert_eq!(p.limits.pids, Some(DEFAULT_PIDS));
@@ -461,31 +483,44 @@ mod tests {
     #[test]
     fn user_mounts_replace_default_tmpfs_but_not_each_other() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = SandboxPolicy::new("/r".into(), vec!["sh".into()], Limits::defaults(None)).unwrap();
-        p.add_bind(dir.path(), "/home/dev", Access::ReadWrite).unwrap();
+        let mut p =
+            SandboxPolicy::new("/r".into(), vec!["sh".into()], Limits::defaults(None)).unwrap();
+        p.add_bind(dir.path(), "/home/dev", Access::ReadWrite)
+            .unwrap();
         assert!(matches!(p.mounts.last().unwrap(), Mount::Bind { .. }));
         assert_eq!(p.mounts.len(), 4);
         p.add_bind(dir.path(), "/data", Access::ReadOnly).unwrap();
-        let err = p.add_bind(dir.path(), "/data/", Access::ReadOnly).unwrap_err();
+        let err = p
+            .add_bind(dir.path(), "/data/", Access::ReadOnly)
+            .unwrap_err();
         assert!(matches!(err, PolicyError::DuplicateTarget(_)));
-        assert!(p.add_bind(Path::new("/nonexistent/ags"), "/x", Access::ReadOnly).is_err());
+        assert!(
+            p.add_bind(Path::new("/nonexistent/ags"), "/x", Access::ReadOnly)
+                .is_err()
+        );
     }
 
     #[test]
     fn mounts_are_ordered_parents_first() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = SandboxPolicy::new("/r".into(), vec!["sh".into()], Limits::defaults(None)).unwrap();
-        p.add_bind(dir.path(), "/tmp/a/b", Access::ReadOnly).unwrap();
+        let mut p =
+            SandboxPolicy::new("/r".into(), vec!["sh".into()], Limits::defaults(None)).unwrap();
+        p.add_bind(dir.path(), "/tmp/a/b", Access::ReadOnly)
+            .unwrap();
         p.add_tmpfs("/tmp/a", 1 << 20, false).unwrap();
         let order: Vec<_> = p.mounts.iter().map(|m| m.target().to_path_buf()).collect();
         let a = order.iter().position(|t| t == Path::new("/tmp/a")).unwrap();
-        let b = order.iter().position(|t| t == Path::new("/tmp/a/b")).unwrap();
+        let b = order
+            .iter()
+            .position(|t| t == Path::new("/tmp/a/b"))
+            .unwrap();
         assert!(a < b);
     }
 
     #[test]
     fn root_user_moves_home() {
-        let mut p = SandboxPolicy::new("/r".into(), vec!["sh".into()], Limits::defaults(None)).unwrap();
+        let mut p =
+            SandboxPolicy::new("/r".into(), vec!["sh".into()], Limits::defaults(None)).unwrap();
         p.with_user(0, 0);
         assert_eq!(p.home, Path::new("/root"));
         assert_eq!(p.cwd, Path::new("/root"));
@@ -495,7 +530,8 @@ mod tests {
 
     #[test]
     fn env_names_are_checked() {
-        let mut p = SandboxPolicy::new("/r".into(), vec!["sh".into()], Limits::defaults(None)).unwrap();
+        let mut p =
+            SandboxPolicy::new("/r".into(), vec!["sh".into()], Limits::defaults(None)).unwrap();
         assert!(p.set_env("A=B", "x").is_err());
         assert!(p.set_env("", "x").is_err());
         assert!(p.set_env("1A", "x").is_err());

@@ -151,7 +151,9 @@ fn check_rootfs(rootfs: &Path) -> Result<(), RunError> {
         {
             return Err(RunError::UnsafeRootfs {
                 rootfs: rootfs.to_path_buf(),
-                reason: format!("/{p} is not a directory (a symlink there could redirect mounts to the host)"),
+                reason: format!(
+                    "/{p} is not a directory (a symlink there could redirect mounts to the host)"
+                ),
             });
         }
     }
@@ -177,6 +179,7 @@ pub fn run(
         youki_dir: state.youki_root().join(&run.id),
         cgroups: Vec::new(),
         pasta_pid: None,
+        overlay: None,
         container: None,
         holder: None,
     };
@@ -232,12 +235,19 @@ pub fn run(
             PathBuf::from("/etc/resolv.conf"),
         ));
     }
-    let (passwd, group) = network::user_entries(&policy.rootfs, policy.uid, policy.gid, &policy.home);
+    let (passwd, group) =
+        network::user_entries(&policy.rootfs, policy.uid, policy.gid, &policy.home);
     if let Some(p) = passwd {
-        files.push((network::write_file(&run.path, "passwd", &p)?, PathBuf::from("/etc/passwd")));
+        files.push((
+            network::write_file(&run.path, "passwd", &p)?,
+            PathBuf::from("/etc/passwd"),
+        ));
     }
     if let Some(g) = group {
-        files.push((network::write_file(&run.path, "group", &g)?, PathBuf::from("/etc/group")));
+        files.push((
+            network::write_file(&run.path, "group", &g)?,
+            PathBuf::from("/etc/group"),
+        ));
     }
 
     let own_netns = spec::has_own_netns(policy.network);
@@ -262,17 +272,45 @@ pub fn run(
         network::start_pasta(holder_pid, &pasta_pid)?;
     }
 
-    teardown.holder.as_ref().expect("holder").join_userns().map_err(RunError::Holder)?;
+    teardown
+        .holder
+        .as_ref()
+        .expect("holder")
+        .join_userns()
+        .map_err(RunError::Holder)?;
+    // A mount namespace of our own (inside the sandbox's user namespace) for the overlay
+    // root and, when cgroups are not delegated on v1, the placeholder hierarchy. Private
+    // propagation keeps both away from the host (mount_namespaces(7)).
+    {
+        use nix::mount::{MsFlags, mount};
+        use nix::sched::{CloneFlags, unshare};
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|source| RunError::Sys {
+            what: "cannot create a mount namespace",
+            source,
+        })?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|source| RunError::Sys {
+            what: "cannot make the mount namespace private",
+            source,
+        })?;
+    }
     if let Delegation::None {
         layout: Layout::Legacy { hierarchies },
         ..
     } = &delegation
     {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|source| RunError::Sys {
-            what: "cannot create a mount namespace for the cgroup placeholder",
-            source,
-        })?;
         cgroups::fake_v1_hierarchy(hierarchies, &run.id)?;
+    }
+    let mut policy = policy.clone();
+    if let Some(merged) = overlay_root(&policy.rootfs, &run.path) {
+        teardown.overlay = Some(merged.clone());
+        policy.rootfs = merged;
     }
 
     let mut ctx = SpecContext {
@@ -284,15 +322,21 @@ pub fn run(
     };
     // An unprivileged process cannot raise a hard rlimit (setrlimit(2) needs
     // CAP_SYS_RESOURCE in the initial namespace), so ask for no more than we have.
-    let mut policy = policy.clone();
-    policy.limits.nofile = policy.limits.nofile.min(hard_limit(nix::sys::resource::Resource::RLIMIT_NOFILE));
-    ctx.nproc_rlimit = ctx.nproc_rlimit.map(|n| n.min(hard_limit(nix::sys::resource::Resource::RLIMIT_NPROC)));
+    policy.limits.nofile = policy
+        .limits
+        .nofile
+        .min(hard_limit(nix::sys::resource::Resource::RLIMIT_NOFILE));
+    ctx.nproc_rlimit = ctx
+        .nproc_rlimit
+        .map(|n| n.min(hard_limit(nix::sys::resource::Resource::RLIMIT_NPROC)));
     let spec = spec::build(&policy, &ctx);
     spec::validate(&spec).map_err(RunError::Spec)?;
     let config = spec::config_path(&run.path);
-    std::fs::write(&config, serde_json::to_vec(&spec).map_err(RunError::Spec)?).map_err(|e| RunError::Write {
-        path: config.clone(),
-        source: e,
+    std::fs::write(&config, serde_json::to_vec(&spec).map_err(RunError::Spec)?).map_err(|e| {
+        RunError::Write {
+            path: config.clone(),
+            source: e,
+        }
     })?;
 
     let console = if policy.tty {
@@ -361,12 +405,12 @@ pub fn run(
         source,
     })?;
     let _unblock = UnblockOnDrop(mask);
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|source| {
-        RunError::Sys {
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(
+        |source| RunError::Sys {
             what: "cannot create a signalfd",
             source,
-        }
-    })?;
+        },
+    )?;
 
     let stdin = std::io::stdin();
     let raw = match &master {
@@ -407,6 +451,7 @@ struct Teardown {
     youki_dir: PathBuf,
     cgroups: Vec<PathBuf>,
     pasta_pid: Option<PathBuf>,
+    overlay: Option<PathBuf>,
     container: Option<Container>,
     holder: Option<Holder>,
 }
@@ -420,6 +465,13 @@ impl Teardown {
             network::stop_pasta(&p);
         }
         crate::holder::remove_cgroups(&self.cgroups);
+        // Detach the overlay first: removing the run directory must never walk into the
+        // merged view of the rootfs.
+        if let Some(m) = self.overlay.take()
+            && nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).is_err()
+        {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.youki_dir);
         let _ = std::fs::remove_dir_all(&self.run_dir);
         if let Some(h) = self.holder.take() {
@@ -465,7 +517,10 @@ fn supervise(init: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32,
             // The command has exited: drain what is left of its output, briefly.
             (_, Some(_)) => PollTimeout::from(200u16),
             (Some((at, _)), None) => {
-                let ms = at.saturating_duration_since(Instant::now()).as_millis().min(60_000) as u16;
+                let ms = at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(60_000) as u16;
                 PollTimeout::from(ms)
             }
             (None, None) => PollTimeout::NONE,
@@ -482,8 +537,9 @@ fn supervise(init: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32,
             }
         }
         let ready = |i: Option<usize>, fds: &[PollFd]| {
-            i.and_then(|i| fds[i].revents())
-                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+            i.and_then(|i| fds[i].revents()).is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
         };
         let sig_ready = ready(Some(0), &fds);
         let stdin_ready = ready(stdin_idx, &fds);
@@ -492,7 +548,9 @@ fn supervise(init: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32,
 
         if sig_ready {
             while let Ok(Some(info)) = sfd.read_signal() {
-                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
                 match sig {
                     Signal::SIGCHLD => {}
                     Signal::SIGWINCH => {
@@ -589,6 +647,51 @@ fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) {
             Err(_) => return,
         }
     }
+}
+
+/// Mount an overlay with the rootfs as its only lower layer and a per-run upper layer, and
+/// return the merged directory. The sandbox root is this overlay, read-only, so mount points
+/// that do not exist in the rootfs (a `-v` target, `/etc/resolv.conf`) are created in the
+/// throw-away upper layer and the rootfs itself, which may be shared by every run of an
+/// image, is never written. Unprivileged overlay mounts need Linux 5.11; without them the
+/// rootfs is used directly (and mount points are created in it, as runc does).
+fn overlay_root(rootfs: &Path, run_dir: &Path) -> Option<PathBuf> {
+    use nix::mount::{MsFlags, mount};
+    let (upper, work, merged) = (
+        run_dir.join("upper"),
+        run_dir.join("work"),
+        run_dir.join("merged"),
+    );
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir(d).ok()?;
+    }
+    // overlayfs splits its options on ',' and ':' and unescapes '\\'.
+    let esc = |p: &Path| {
+        let s = p.to_string_lossy();
+        s.replace('\\', "\\\\")
+            .replace(',', "\\,")
+            .replace(':', "\\:")
+    };
+    let base = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        esc(rootfs),
+        esc(&upper),
+        esc(&work)
+    );
+    for opts in [format!("{base},userxattr"), base] {
+        if mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(opts.as_str()),
+        )
+        .is_ok()
+        {
+            return Some(merged);
+        }
+    }
+    None
 }
 
 fn hard_limit(r: nix::sys::resource::Resource) -> u64 {

@@ -226,15 +226,28 @@ mod tests {
         let p = profile();
         let rules = p["syscalls"].as_array().unwrap();
         let ioctl: Vec<_> = rules.iter().filter(|r| r["names"][0] == "ioctl").collect();
-        assert!(ioctl.iter().any(|r| r["args"][0]["value"] == 0x5412 && r["args"][0]["valueTwo"] == 0xFFFF_FFFFu64));
+        assert!(
+            ioctl
+                .iter()
+                .any(|r| r["args"][0]["value"] == 0x5412
+                    && r["args"][0]["valueTwo"] == 0xFFFF_FFFFu64)
+        );
         // Every ioctl rule masks with all 32 bits; a narrower mask would catch other requests.
-        assert!(ioctl.iter().all(|r| r["args"][0]["valueTwo"] == 0xFFFF_FFFFu64));
+        assert!(
+            ioctl
+                .iter()
+                .all(|r| r["args"][0]["valueTwo"] == 0xFFFF_FFFFu64)
+        );
     }
 
     #[test]
     fn clone_new_user_is_refused() {
         let p = profile();
         let rules = p["syscalls"].as_array().unwrap();
-        assert!(rules.iter().any(|r| r["names"][0] == "clone" && r["args"][0]["value"] == 0x1000_0000));
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["names"][0] == "clone" && r["args"][0]["value"] == 0x1000_0000)
+        );
     }
 }

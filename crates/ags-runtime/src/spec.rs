@@ -117,7 +117,9 @@ pub fn build(policy: &SandboxPolicy, ctx: &SpecContext) -> Value {
 
     let env: Vec<String> = policy.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let caps: Vec<&str> = policy.capabilities.iter().map(String::as_str).collect();
-    let mut rlimits = vec![json!({"type": "RLIMIT_NOFILE", "hard": policy.limits.nofile, "soft": policy.limits.nofile})];
+    let mut rlimits = vec![
+        json!({"type": "RLIMIT_NOFILE", "hard": policy.limits.nofile, "soft": policy.limits.nofile}),
+    ];
     if let Some(n) = ctx.nproc_rlimit {
         rlimits.push(json!({"type": "RLIMIT_NPROC", "hard": n, "soft": n}));
     }
@@ -164,7 +166,11 @@ pub fn build(policy: &SandboxPolicy, ctx: &SpecContext) -> Value {
 
 fn mount_json(m: &Mount) -> Value {
     match m {
-        Mount::Bind { source, target, access } => {
+        Mount::Bind {
+            source,
+            target,
+            access,
+        } => {
             let mode = match access {
                 Access::ReadOnly => "ro",
                 Access::ReadWrite => "rw",
@@ -175,7 +181,13 @@ fn mount_json(m: &Mount) -> Value {
             json!({"destination": target, "type": "bind", "source": source,
                    "options": ["rbind", mode, "nosuid", "nodev", "rprivate"]})
         }
-        Mount::Tmpfs { target, size, nr_inodes, mode, exec } => {
+        Mount::Tmpfs {
+            target,
+            size,
+            nr_inodes,
+            mode,
+            exec,
+        } => {
             let mut options = vec![
                 "nosuid".to_owned(),
                 "nodev".to_owned(),
@@ -223,7 +235,12 @@ mod tests {
     }
 
     fn policy() -> SandboxPolicy {
-        SandboxPolicy::new("/rootfs".into(), vec!["/bin/true".into()], Limits::defaults(Some(4 << 30))).unwrap()
+        SandboxPolicy::new(
+            "/rootfs".into(),
+            vec!["/bin/true".into()],
+            Limits::defaults(Some(4 << 30)),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -237,11 +254,23 @@ mod tests {
     fn all_capability_sets_are_empty_and_nnp_is_set() {
         let spec = build(&policy(), &ctx());
         let caps = &spec["process"]["capabilities"];
-        for set in ["bounding", "effective", "inheritable", "permitted", "ambient"] {
+        for set in [
+            "bounding",
+            "effective",
+            "inheritable",
+            "permitted",
+            "ambient",
+        ] {
             assert_eq!(caps[set], json!([]), "{set}");
         }
         assert_eq!(spec["process"]["noNewPrivileges"], true);
-        assert!(spec["linux"]["seccomp"]["syscalls"].as_array().unwrap().len() > 5);
+        assert!(
+            spec["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .unwrap()
+                .len()
+                > 5
+        );
     }
 
     #[test]
@@ -256,7 +285,10 @@ mod tests {
             .collect();
         assert_eq!(ns, ["pid", "ipc", "uts", "mount", "cgroup", "network"]);
         assert_eq!(spec["linux"]["namespaces"][5]["path"], "/proc/42/ns/net");
-        assert!(spec["linux"].get("resources").is_none(), "resources must be absent rootless on v1");
+        assert!(
+            spec["linux"].get("resources").is_none(),
+            "resources must be absent rootless on v1"
+        );
     }
 
     #[test]
@@ -271,7 +303,13 @@ mod tests {
                     "{} {} {}",
                     m["destination"].as_str().unwrap(),
                     m["type"].as_str().unwrap(),
-                    m["options"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect::<Vec<_>>().join(",")
+                    m["options"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|o| o.as_str().unwrap())
+                        .collect::<Vec<_>>()
+                        .join(",")
                 )
             })
             .collect();
@@ -296,7 +334,12 @@ mod tests {
         let mut c = ctx();
         c.netns = None;
         let spec = build(&policy(), &c);
-        let sys = spec["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/sys").unwrap();
+        let sys = spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap();
         assert_eq!(sys["type"], "bind");
         assert!(sys["options"].as_array().unwrap().contains(&json!("ro")));
         assert!(MASKED_PATHS.contains(&"/sys/fs/cgroup"));

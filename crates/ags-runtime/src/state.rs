@@ -107,14 +107,25 @@ impl StateDir {
         self.base.join("youki")
     }
 
-    /// Create and lock a new run directory.
+    /// Create and lock a new run directory. It is built under a dot-name and renamed into
+    /// place with its lock already held, so a concurrent [`Self::cleanup_stale`] never sees
+    /// it without a lock.
     pub fn new_run(&self) -> Result<RunDir, StateError> {
         let mut rnd = [0u8; 6];
-        let _ = File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd));
-        let id = format!("ags-{}-{}", std::process::id(), rnd.iter().map(|b| format!("{b:02x}")).collect::<String>());
-        let path = self.base.join("runs").join(&id);
-        fs::DirBuilder::new().mode(0o700).create(&path).map_err(io(&path))?;
-        let lock_path = path.join("lock");
+        let _ = File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd));
+        let id = format!(
+            "ags-{}-{}",
+            std::process::id(),
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let runs = self.base.join("runs");
+        let tmp = runs.join(format!(".new-{id}"));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp)
+            .map_err(io(&tmp))?;
+        let lock_path = tmp.join("lock");
         let lock = OpenOptions::new()
             .create(true)
             .write(true)
@@ -127,7 +138,13 @@ impl StateDir {
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return Err(io(&lock_path)(std::io::Error::last_os_error()));
         }
-        Ok(RunDir { id, path, _lock: lock })
+        let path = runs.join(&id);
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        Ok(RunDir {
+            id,
+            path,
+            _lock: lock,
+        })
     }
 
     /// Remove every run whose owner is gone: kill its init (the kernel then kills the rest
@@ -135,12 +152,27 @@ impl StateDir {
     /// cleaned.
     pub fn cleanup_stale(&self) -> Vec<String> {
         let runs = self.base.join("runs");
-        let Ok(entries) = fs::read_dir(&runs) else { return Vec::new() };
+        let Ok(entries) = fs::read_dir(&runs) else {
+            return Vec::new();
+        };
         let mut cleaned = Vec::new();
         for e in entries.flatten() {
             let dir = e.path();
+            if e.file_name().to_string_lossy().starts_with('.') {
+                // A run being created; garbage only if its creator died long ago.
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+                if old {
+                    let _ = fs::remove_dir_all(&dir);
+                }
+                continue;
+            }
             let Ok(lock) = File::open(dir.join("lock")) else {
-                // A run dir without a lock file was never started; it is garbage.
+                // Every run dir is renamed into place with its lock: this is garbage.
                 let _ = fs::remove_dir_all(&dir);
                 continue;
             };
@@ -148,13 +180,13 @@ impl StateDir {
             if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
                 continue; // a live ags owns it
             }
-            if let Some((pid, start)) = fs::read_to_string(dir.join("init"))
-                .ok()
-                .and_then(|s| {
-                    let mut it = s.split_whitespace();
-                    Some((it.next()?.parse::<i32>().ok()?, it.next()?.parse::<u64>().ok()?))
-                })
-                && starttime(pid) == Some(start)
+            if let Some((pid, start)) = fs::read_to_string(dir.join("init")).ok().and_then(|s| {
+                let mut it = s.split_whitespace();
+                Some((
+                    it.next()?.parse::<i32>().ok()?,
+                    it.next()?.parse::<u64>().ok()?,
+                ))
+            }) && starttime(pid) == Some(start)
                 && let Some(fd) = Pidfd::open(pid)
             {
                 fd.kill();
@@ -233,7 +265,10 @@ mod tests {
         let base = tmp.path().join("ags");
         fs::create_dir(&base).unwrap();
         fs::set_permissions(&base, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(matches!(StateDir::open(base.clone()), Err(StateError::NotPrivate { .. })));
+        assert!(matches!(
+            StateDir::open(base.clone()),
+            Err(StateError::NotPrivate { .. })
+        ));
         make_private(&base).unwrap();
         assert!(StateDir::open(base).is_ok());
     }

@@ -43,8 +43,13 @@ pub fn receive_master(listener: &UnixListener) -> Result<OwnedFd, TtyError> {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| TtyError::Receive(e.into()))?;
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| TtyError::Receive(e.into()))?;
     for c in msg.cmsgs().map_err(|e| TtyError::Receive(e.into()))? {
         if let ControlMessageOwned::ScmRights(fds) = c
             && let Some(fd) = fds.first()
@@ -53,7 +58,9 @@ pub fn receive_master(listener: &UnixListener) -> Result<OwnedFd, TtyError> {
             return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
         }
     }
-    Err(TtyError::Receive(std::io::Error::other("no descriptor in the message")))
+    Err(TtyError::Receive(std::io::Error::other(
+        "no descriptor in the message",
+    )))
 }
 
 /// Puts the host terminal in raw mode and restores it when dropped, on every exit path

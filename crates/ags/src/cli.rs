@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run AI coding agents in a rootless, daemonless, locked-down container.
 #[derive(Debug, Parser)]
-#[command(name = "ags", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "ags",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// The command to run.
     #[command(subcommand)]

@@ -39,11 +39,18 @@ pub fn error(err: &anyhow::Error) {
 
 /// Hints for failures whose fix is well known.
 fn known_hint(err: &anyhow::Error) -> Option<String> {
-    let text = err.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(" ");
+    let text = err
+        .chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     if text.contains("pasta is not installed") {
         Some("install the passt package, or use --network none".into())
     } else if text.contains("pasta failed") && text.contains("tun") {
-        Some("pasta needs /dev/net/tun to be readable and writable: sudo chmod 0666 /dev/net/tun".into())
+        Some(
+            "pasta needs /dev/net/tun to be readable and writable: sudo chmod 0666 /dev/net/tun"
+                .into(),
+        )
     } else if text.contains("unshare(CLONE_NEWUSER)") {
         Some("unprivileged user namespaces are disabled; run `ags doctor` for the fix".into())
     } else if text.contains("newuidmap") || text.contains("newgidmap") {

@@ -42,9 +42,12 @@ pub fn parse_size(s: &str, flag: &'static str) -> Result<u64, InputError> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| bad(flag, format!("{s:?} is not a size (examples: 512m, 2g, 1048576)")))?;
+    let v: f64 = num.parse().map_err(|_| {
+        bad(
+            flag,
+            format!("{s:?} is not a size (examples: 512m, 2g, 1048576)"),
+        )
+    })?;
     if !v.is_finite() || v <= 0.0 {
         return Err(bad(flag, format!("{s:?} must be a positive size")));
     }
@@ -57,12 +60,17 @@ pub fn parse_size(s: &str, flag: &'static str) -> Result<u64, InputError> {
 
 /// Parse a CPU count like `1.5` into millicpus.
 pub fn parse_cpus(s: &str) -> Result<u64, InputError> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| bad("--cpus", format!("{s:?} is not a number of CPUs (example: 1.5)")))?;
+    let v: f64 = s.trim().parse().map_err(|_| {
+        bad(
+            "--cpus",
+            format!("{s:?} is not a number of CPUs (example: 1.5)"),
+        )
+    })?;
     if !v.is_finite() || v < 0.01 || v > 4096.0 {
-        return Err(bad("--cpus", format!("{s:?} must be between 0.01 and 4096")));
+        return Err(bad(
+            "--cpus",
+            format!("{s:?} must be between 0.01 and 4096"),
+        ));
     }
     Ok((v * 1000.0).round() as u64)
 }
@@ -81,7 +89,11 @@ pub fn host_memory() -> Option<u64> {
 }
 
 /// Resolve the limits: defaults, then flags.
-pub fn limits(memory: Option<&str>, pids: Option<u64>, cpus: Option<&str>) -> Result<Limits, InputError> {
+pub fn limits(
+    memory: Option<&str>,
+    pids: Option<u64>,
+    cpus: Option<&str>,
+) -> Result<Limits, InputError> {
     let mut l = Limits::defaults(host_memory());
     if let Some(m) = memory {
         l.memory = Some(parse_size(m, "--memory")?);
@@ -109,23 +121,42 @@ pub struct RunSettings {
 }
 
 /// Build the policy for `ags run` from its flags.
-pub fn run_settings(args: &RunArgs, stdin_is_tty: bool, host_env: &dyn Fn(&str) -> Option<String>) -> Result<RunSettings, anyhow::Error> {
+pub fn run_settings(
+    args: &RunArgs,
+    stdin_is_tty: bool,
+    host_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunSettings, anyhow::Error> {
     let rootfs = args
         .rootfs
         .canonicalize()
         .map_err(|e| bad("--rootfs", format!("{}: {e}", args.rootfs.display())))?;
     if !rootfs.is_dir() {
-        return Err(bad("--rootfs", format!("{} is not a directory", rootfs.display())).into());
+        return Err(bad(
+            "--rootfs",
+            format!("{} is not a directory", rootfs.display()),
+        )
+        .into());
     }
     let limits = limits(args.memory.as_deref(), args.pids, args.cpus.as_deref())?;
-    let mut policy = SandboxPolicy::new(rootfs, args.command.clone(), limits).map_err(|e| bad("CMD", e.to_string()))?;
+    let mut policy = SandboxPolicy::new(rootfs, args.command.clone(), limits)
+        .map_err(|e| bad("CMD", e.to_string()))?;
     if let Some(u) = &args.user {
         let (uid, gid) = parse_user(u)?;
         policy.with_user(uid, gid);
     }
     policy.hostname = args.hostname.clone();
-    if policy.hostname.is_empty() || policy.hostname.len() > 64 || !policy.hostname.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-        return Err(bad("--hostname", format!("{:?} is not a valid hostname", args.hostname)).into());
+    if policy.hostname.is_empty()
+        || policy.hostname.len() > 64
+        || !policy
+            .hostname
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(bad(
+            "--hostname",
+            format!("{:?} is not a valid hostname", args.hostname),
+        )
+        .into());
     }
     policy.network = match args.network {
         NetworkArg::None => NetworkMode::None,
@@ -138,22 +169,30 @@ pub fn run_settings(args: &RunArgs, stdin_is_tty: bool, host_env: &dyn Fn(&str) 
         TtyArg::Never => false,
     };
     if let Some(term) = host_env("TERM").filter(|_| policy.tty) {
-        policy.set_env("TERM", &term).map_err(|e| bad("TERM", e.to_string()))?;
+        policy
+            .set_env("TERM", &term)
+            .map_err(|e| bad("TERM", e.to_string()))?;
     }
     for e in &args.env {
         let (k, v) = match e.split_once('=') {
             Some((k, v)) => (k.to_owned(), v.to_owned()),
             None => (e.clone(), host_env(e).unwrap_or_default()),
         };
-        policy.set_env(&k, &v).map_err(|err| bad("-e", err.to_string()))?;
+        policy
+            .set_env(&k, &v)
+            .map_err(|err| bad("-e", err.to_string()))?;
     }
     for v in &args.volumes {
         let (host, ctr, access) = parse_volume(v)?;
-        policy.add_bind(&host, &ctr, access).map_err(|e| bad("-v", e.to_string()))?;
+        policy
+            .add_bind(&host, &ctr, access)
+            .map_err(|e| bad("-v", e.to_string()))?;
     }
     for t in &args.tmpfs {
         let (path, size, exec) = parse_tmpfs(t)?;
-        policy.add_tmpfs(&path, size, exec).map_err(|e| bad("--tmpfs", e.to_string()))?;
+        policy
+            .add_tmpfs(&path, size, exec)
+            .map_err(|e| bad("--tmpfs", e.to_string()))?;
     }
     if let Some(w) = &args.workdir {
         policy.set_cwd(w).map_err(|e| bad("-w", e.to_string()))?;
@@ -163,10 +202,17 @@ pub fn run_settings(args: &RunArgs, stdin_is_tty: bool, host_env: &dyn Fn(&str) 
 
 fn parse_user(s: &str) -> Result<(u32, u32), InputError> {
     let (u, g) = s.split_once(':').unwrap_or((s, s));
-    let uid = u.parse().map_err(|_| bad("--user", format!("{s:?}: expected UID[:GID] as numbers")))?;
-    let gid = g.parse().map_err(|_| bad("--user", format!("{s:?}: expected UID[:GID] as numbers")))?;
+    let uid = u
+        .parse()
+        .map_err(|_| bad("--user", format!("{s:?}: expected UID[:GID] as numbers")))?;
+    let gid = g
+        .parse()
+        .map_err(|_| bad("--user", format!("{s:?}: expected UID[:GID] as numbers")))?;
     if uid > 65535 || gid > 65535 {
-        return Err(bad("--user", format!("{s:?}: ids above 65535 are not mapped")));
+        return Err(bad(
+            "--user",
+            format!("{s:?}: ids above 65535 are not mapped"),
+        ));
     }
     Ok((uid, gid))
 }
@@ -177,11 +223,19 @@ fn parse_volume(s: &str) -> Result<(PathBuf, String, Access), InputError> {
         [h, c] => (*h, *c, Access::ReadWrite),
         [h, c, "ro"] => (*h, *c, Access::ReadOnly),
         [h, c, "rw"] => (*h, *c, Access::ReadWrite),
-        [_, _, m] => return Err(bad("-v", format!("{s:?}: unknown mode {m:?} (use ro or rw)"))),
+        [_, _, m] => {
+            return Err(bad(
+                "-v",
+                format!("{s:?}: unknown mode {m:?} (use ro or rw)"),
+            ));
+        }
         _ => return Err(bad("-v", format!("{s:?}: expected HOST:CONTAINER[:ro|rw]"))),
     };
     if !Path::new(host).is_absolute() && !host.starts_with('.') {
-        return Err(bad("-v", format!("{s:?}: the host path must be absolute or start with ./")));
+        return Err(bad(
+            "-v",
+            format!("{s:?}: the host path must be absolute or start with ./"),
+        ));
     }
     Ok((PathBuf::from(host), ctr.to_owned(), access))
 }
@@ -198,7 +252,10 @@ fn parse_tmpfs(s: &str) -> Result<(String, u64, bool), InputError> {
         } else if o == "noexec" {
             exec = false;
         } else {
-            return Err(bad("--tmpfs", format!("{s:?}: unknown option {o:?} (size=SIZE, exec, noexec)")));
+            return Err(bad(
+                "--tmpfs",
+                format!("{s:?}: unknown option {o:?} (size=SIZE, exec, noexec)"),
+            ));
         }
     }
     Ok((path.to_owned(), size, exec))
@@ -242,7 +299,10 @@ mod tests {
         assert_eq!(parse_user("1000:100").unwrap(), (1000, 100));
         assert!(parse_user("root").is_err());
         assert!(parse_user("70000").is_err());
-        assert_eq!(parse_tmpfs("/x:size=1m,exec").unwrap(), ("/x".into(), 1 << 20, true));
+        assert_eq!(
+            parse_tmpfs("/x:size=1m,exec").unwrap(),
+            ("/x".into(), 1 << 20, true)
+        );
         assert!(parse_tmpfs("/x:bogus").is_err());
     }
 

@@ -87,7 +87,10 @@ mirrors = { "docker.io" = "127.0.0.1:5000" }
     let m = &c.mounts[0];
     assert_eq!(m.host, Path::new("/srv/proj/data"));
     assert_eq!(m.container, Path::new("/data"));
-    assert_eq!((m.mode, m.kind, m.create, m.optional), (MountMode::Rw, MountKind::Dir, true, false));
+    assert_eq!(
+        (m.mode, m.kind, m.create, m.optional),
+        (MountMode::Rw, MountKind::Dir, true, false)
+    );
     assert_eq!(m.location.line, 12);
     assert_eq!(c.tools[0].container_path, Path::new("/usr/local/bin/jq"));
     let sec = &c.secrets[0];
@@ -100,19 +103,30 @@ mirrors = { "docker.io" = "127.0.0.1:5000" }
 fn unknown_field_names_file_line_and_table() {
     let e = err("\n[sandbox]\nimagee = \"x\"\n");
     assert!(
-        e.starts_with("~/.config/ags/config.toml:3:1: unknown field `imagee` in [sandbox], expected one of"),
+        e.starts_with(
+            "~/.config/ags/config.toml:3:1: unknown field `imagee` in [sandbox], expected one of"
+        ),
         "{e}"
     );
     let e = err("[[mount]]\nhost = \"/a\"\ncontainer = \"/b\"\nreadonly = true\n");
-    assert!(e.starts_with("~/.config/ags/config.toml:4:1: unknown field `readonly` in [[mount]]"), "{e}");
+    assert!(
+        e.starts_with("~/.config/ags/config.toml:4:1: unknown field `readonly` in [[mount]]"),
+        "{e}"
+    );
     let e = err("[sandbox]\n[sandbx]\n");
-    assert!(e.contains(":2:") && e.contains("unknown field `sandbx`"), "{e}");
+    assert!(
+        e.contains(":2:") && e.contains("unknown field `sandbx`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn type_and_enum_errors_name_line() {
     let e = err("[sandbox]\nnetwork = \"bridge\"\n");
-    assert!(e.starts_with("~/.config/ags/config.toml:2:11: unknown variant `bridge`"), "{e}");
+    assert!(
+        e.starts_with("~/.config/ags/config.toml:2:11: unknown variant `bridge`"),
+        "{e}"
+    );
     let e = err("[sandbox]\n\npids = \"many\"\n");
     assert!(e.starts_with("~/.config/ags/config.toml:3:"), "{e}");
     let e = err("[sandbox\n");
@@ -129,19 +143,36 @@ fn missing_field_names_table() {
 #[test]
 fn validation_errors_name_line() {
     let e = err("[sandbox]\nmemory = \"lots\"\n");
-    assert!(e.starts_with("~/.config/ags/config.toml:2:10: `memory`"), "{e}");
+    assert!(
+        e.starts_with("~/.config/ags/config.toml:2:10: `memory`"),
+        "{e}"
+    );
     let e = err("[[mount]]\nhost = \"/a\"\ncontainer = \"rel\"\n");
-    assert!(e.starts_with("~/.config/ags/config.toml:3:13: `container`: container path must be absolute"), "{e}");
+    assert!(
+        e.starts_with(
+            "~/.config/ags/config.toml:3:13: `container`: container path must be absolute"
+        ),
+        "{e}"
+    );
     let e = err("[[mount]]\nhost = \"/a\"\ncontainer = \"/a/../proc\"\n");
     assert!(e.contains("normalized"), "{e}");
     let e = err("[[mount]]\nhost = \"/a\"\ncontainer = \"/proc/x\"\n");
     assert!(e.contains("inside /proc"), "{e}");
     let e = err("[[agent_mount]]\nagent = \"clod\"\nhost = \"/a\"\ncontainer = \"/b\"\n");
-    assert!(e.starts_with("~/.config/ags/config.toml:2:9: unknown agent `clod`"), "{e}");
+    assert!(
+        e.starts_with("~/.config/ags/config.toml:2:9: unknown agent `clod`"),
+        "{e}"
+    );
     let e = err("[[secret]]\nenv = \"X\"\n");
-    assert!(e.starts_with("~/.config/ags/config.toml:1:1: [[secret]] `X` needs at least one"), "{e}");
+    assert!(
+        e.starts_with("~/.config/ags/config.toml:1:1: [[secret]] `X` needs at least one"),
+        "{e}"
+    );
     let e = err("[[secret]]\nenv = \"X\"\ncommand = [\"pass\", \"x\"]\n");
-    assert!(e.contains(":3:") && e.contains("absolute program path"), "{e}");
+    assert!(
+        e.contains(":3:") && e.contains("absolute program path"),
+        "{e}"
+    );
     let e = err("[[secret]]\nenv = \"HOME\"\nfrom_env = \"X\"\n");
     assert!(e.contains("set by ags"), "{e}");
     let e = err("[[secret]]\nenv = \"A-B\"\nfrom_env = \"X\"\n");
@@ -154,10 +185,17 @@ fn validation_errors_name_line() {
 
 #[test]
 fn duplicates_point_at_later_entry() {
-    let e = err("[[mount]]\nhost = \"/a\"\ncontainer = \"/b\"\n\n[[mount]]\nhost = \"/c\"\ncontainer = \"/b\"\n");
+    let e = err(
+        "[[mount]]\nhost = \"/a\"\ncontainer = \"/b\"\n\n[[mount]]\nhost = \"/c\"\ncontainer = \"/b\"\n",
+    );
     assert!(e.starts_with("~/.config/ags/config.toml:5:1: container path /b is already mounted by the entry at ~/.config/ags/config.toml:1:1"), "{e}");
-    let e = err("[[secret]]\nenv = \"A\"\nfrom_env = \"X\"\n[[secret]]\nenv = \"A\"\nfrom_env = \"Y\"\n");
-    assert!(e.contains(":4:1: [[secret]] `A` is already defined at"), "{e}");
+    let e = err(
+        "[[secret]]\nenv = \"A\"\nfrom_env = \"X\"\n[[secret]]\nenv = \"A\"\nfrom_env = \"Y\"\n",
+    );
+    assert!(
+        e.contains(":4:1: [[secret]] `A` is already defined at"),
+        "{e}"
+    );
     // The same target for two different agents is fine.
     parse("[[agent_mount]]\nagent = \"pi\"\nhost = \"/a\"\ncontainer = \"/b\"\n[[agent_mount]]\nagent = \"codex\"\nhost = \"/c\"\ncontainer = \"/b\"\n").unwrap();
 }
@@ -175,7 +213,11 @@ fn expansion() {
     assert_eq!(expand_path("/a/$-b", h).unwrap(), Path::new("/a/$-b"));
     assert!(expand_path("~root/x", h).unwrap_err().contains("~user"));
     assert!(expand_path("${PROJ", h).unwrap_err().contains("malformed"));
-    assert!(expand_path("$UNSET", h).unwrap_err().contains("undefined variable `UNSET`"));
+    assert!(
+        expand_path("$UNSET", h)
+            .unwrap_err()
+            .contains("undefined variable `UNSET`")
+    );
 }
 
 #[test]
@@ -207,7 +249,10 @@ fn ensure_default_config_writes_once() {
         .collect();
     assert_eq!(names, [std::ffi::OsString::from("config.toml")]);
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(path.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
 
@@ -220,7 +265,10 @@ fn load_config_errors_name_path() {
     assert!(err.to_string().contains("nope.toml"), "{err}");
     let big = dir.path().join("big.toml");
     std::fs::write(&big, vec![b'#'; (MAX_CONFIG_SIZE + 1) as usize]).unwrap();
-    assert!(matches!(load_config(&big, host(&e)), Err(ConfigError::TooLarge { .. })));
+    assert!(matches!(
+        load_config(&big, host(&e)),
+        Err(ConfigError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -242,14 +290,20 @@ fn create_missing_sources_creates_only_what_is_asked() {
     assert!(dir.path().join("codex").is_dir());
     assert!(!dir.path().join("not").exists());
     assert!(!dir.path().join("claude").exists());
-    assert!(c.create_missing_sources(AgentKind::Codex).unwrap().is_empty());
+    assert!(
+        c.create_missing_sources(AgentKind::Codex)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn container_paths() {
     assert!(check_container_path("/home/dev/x").is_ok());
     assert_eq!(check_container_path("/a/b/").unwrap(), Path::new("/a/b"));
-    for bad in ["", "a", "/", "//", "/a//b", "/a/./b", "/a/..", "/dev", "/sys/fs", "/proc"] {
+    for bad in [
+        "", "a", "/", "//", "/a//b", "/a/./b", "/a/..", "/dev", "/sys/fs", "/proc",
+    ] {
         assert!(check_container_path(bad).is_err(), "{bad}");
     }
 }

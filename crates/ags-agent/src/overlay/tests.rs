@@ -85,11 +85,20 @@ b = true
     );
     let c = f.load().unwrap();
     assert_eq!(c.image(), "repo:2");
-    assert_eq!(c.sandbox.image.as_ref().unwrap().location.file, f.repo.join(".ags/config.toml").display().to_string());
+    assert_eq!(
+        c.sandbox.image.as_ref().unwrap().location.file,
+        f.repo.join(".ags/config.toml").display().to_string()
+    );
     assert_eq!(c.sandbox.memory_bytes.as_ref().unwrap().value, 1 << 30);
-    assert_eq!(c.sandbox.memory_bytes.as_ref().unwrap().location.file, "~/.config/ags/config.toml");
+    assert_eq!(
+        c.sandbox.memory_bytes.as_ref().unwrap().location.file,
+        "~/.config/ags/config.toml"
+    );
     assert_eq!(c.sandbox.passthrough_env.len(), 1);
-    assert_eq!(c.sandbox.containerfile.as_ref().unwrap().value, f.repo.join("build/Containerfile"));
+    assert_eq!(
+        c.sandbox.containerfile.as_ref().unwrap().value,
+        f.repo.join("build/Containerfile")
+    );
     assert_eq!(c.mounts.len(), 2);
     assert_eq!(c.mounts[1].host, f.repo.join("data"));
     assert_eq!(c.mounts[1].mode, MountMode::Rw);
@@ -106,7 +115,10 @@ fn errors_name_the_overlay_file() {
     let f = Fixture::new(BASE);
     f.write_overlay("\n[sandbox]\nnetwrk = \"none\"\n");
     let e = f.load().unwrap_err().to_string();
-    let want = format!("{}:3:1: unknown field `netwrk` in [sandbox]", f.repo.join(".ags/config.toml").display());
+    let want = format!(
+        "{}:3:1: unknown field `netwrk` in [sandbox]",
+        f.repo.join(".ags/config.toml").display()
+    );
     assert!(e.starts_with(&want), "{e}");
     // A conflict found after merging points at the overlay's entry.
     f.write_overlay("[[mount]]\nhost = \"x\"\ncontainer = \"/a\"\n");
@@ -118,14 +130,38 @@ fn errors_name_the_overlay_file() {
 fn forbidden_in_overlays() {
     let f = Fixture::new(BASE);
     let cases = [
-        ("[[secret]]\nenv = \"T\"\ncommand = [\"/bin/sh\", \"-c\", \"cat ~/.ssh/id_ed25519\"]\n", "uses `command`"),
-        ("[sandbox]\ncontainerfile = \"/etc/passwd\"\n", "`containerfile` in a repo overlay must be inside the repo"),
-        ("[sandbox]\ncontainerfile = \"../outside/Containerfile\"\n", "must be inside the repo"),
-        ("[sandbox]\ncontainerfile = \"~/Containerfile\"\n", "must be inside the repo"),
-        ("[[mount]]\nhost = \"~/.ssh\"\ncontainer = \"/x\"\n", "must mount a path inside the repo"),
-        ("[[tool]]\nname = \"k\"\npath = \"/home/u/.ssh/id_ed25519\"\ncontainer_path = \"/k\"\n", "must be inside the repo"),
-        ("[[agent_mount]]\nagent = \"codex\"\nhost = \"x\"\ncontainer = \"/home/dev/.codex\"\n", "not allowed in a repo overlay"),
-        ("[sandbox]\nnetwork = \"host\"\n", "not allowed in a repo overlay"),
+        (
+            "[[secret]]\nenv = \"T\"\ncommand = [\"/bin/sh\", \"-c\", \"cat ~/.ssh/id_ed25519\"]\n",
+            "uses `command`",
+        ),
+        (
+            "[sandbox]\ncontainerfile = \"/etc/passwd\"\n",
+            "`containerfile` in a repo overlay must be inside the repo",
+        ),
+        (
+            "[sandbox]\ncontainerfile = \"../outside/Containerfile\"\n",
+            "must be inside the repo",
+        ),
+        (
+            "[sandbox]\ncontainerfile = \"~/Containerfile\"\n",
+            "must be inside the repo",
+        ),
+        (
+            "[[mount]]\nhost = \"~/.ssh\"\ncontainer = \"/x\"\n",
+            "must mount a path inside the repo",
+        ),
+        (
+            "[[tool]]\nname = \"k\"\npath = \"/home/u/.ssh/id_ed25519\"\ncontainer_path = \"/k\"\n",
+            "must be inside the repo",
+        ),
+        (
+            "[[agent_mount]]\nagent = \"codex\"\nhost = \"x\"\ncontainer = \"/home/dev/.codex\"\n",
+            "not allowed in a repo overlay",
+        ),
+        (
+            "[sandbox]\nnetwork = \"host\"\n",
+            "not allowed in a repo overlay",
+        ),
     ];
     for (text, want) in cases {
         f.write_overlay(text);
@@ -136,7 +172,11 @@ fn forbidden_in_overlays() {
         assert!(e.contains(".ags/config.toml:"), "{e}");
     }
     // The same things are fine in the user's own config.
-    std::fs::write(&f.cfg, "[sandbox]\ncontainerfile = \"/etc/passwd\"\nnetwork = \"host\"\n").unwrap();
+    std::fs::write(
+        &f.cfg,
+        "[sandbox]\ncontainerfile = \"/etc/passwd\"\nnetwork = \"host\"\n",
+    )
+    .unwrap();
     f.write_overlay("");
     f.load().unwrap();
 }
@@ -158,46 +198,70 @@ fn symlinked_overlay_is_refused() {
     let secret = f.home.join("secret.toml");
     std::fs::write(&secret, "[sandbox]\nimage = \"x\"\n").unwrap();
     std::os::unix::fs::symlink(&secret, f.repo.join(OVERLAY_PATH)).unwrap();
-    assert!(matches!(read_overlay(&f.repo), Err(OverlayError::NotRegular { .. })));
+    assert!(matches!(
+        read_overlay(&f.repo),
+        Err(OverlayError::NotRegular { .. })
+    ));
     std::fs::remove_file(f.repo.join(OVERLAY_PATH)).unwrap();
     std::fs::remove_dir(f.repo.join(".ags")).unwrap();
     std::os::unix::fs::symlink(&f.cfg_dir, f.repo.join(".ags")).unwrap();
-    assert!(matches!(read_overlay(&f.repo), Err(OverlayError::NotRegular { .. })));
+    assert!(matches!(
+        read_overlay(&f.repo),
+        Err(OverlayError::NotRegular { .. })
+    ));
 }
 
 #[test]
 fn trust_flow() {
     let f = Fixture::new(BASE);
     std::fs::remove_dir(f.repo.join(".ags")).unwrap();
-    assert_eq!(overlay_status(&f.cfg_dir, &f.repo).unwrap(), OverlayStatus::Absent);
+    assert_eq!(
+        overlay_status(&f.cfg_dir, &f.repo).unwrap(),
+        OverlayStatus::Absent
+    );
     std::fs::create_dir(f.repo.join(".ags")).unwrap();
     f.write_overlay("[sandbox]\nimage = \"repo:1\"\n");
-    let OverlayStatus::Untrusted { hash, overlay } = overlay_status(&f.cfg_dir, &f.repo).unwrap() else {
+    let OverlayStatus::Untrusted { hash, overlay } = overlay_status(&f.cfg_dir, &f.repo).unwrap()
+    else {
         panic!("expected untrusted");
     };
     assert_eq!(overlay.hash, hash);
-    assert_eq!(hash, overlay_hash(&f.repo, b"[sandbox]\nimage = \"repo:1\"\n"));
+    assert_eq!(
+        hash,
+        overlay_hash(&f.repo, b"[sandbox]\nimage = \"repo:1\"\n")
+    );
     trust(&f.cfg_dir, &f.repo, &hash).unwrap();
-    assert!(matches!(overlay_status(&f.cfg_dir, &f.repo).unwrap(), OverlayStatus::Trusted(_)));
+    assert!(matches!(
+        overlay_status(&f.cfg_dir, &f.repo).unwrap(),
+        OverlayStatus::Trusted(_)
+    ));
 
     // A changed overlay needs approval again, and going back does too.
     f.write_overlay("[sandbox]\nimage = \"repo:2\"\n");
-    let OverlayStatus::Untrusted { hash: h2, .. } = overlay_status(&f.cfg_dir, &f.repo).unwrap() else {
+    let OverlayStatus::Untrusted { hash: h2, .. } = overlay_status(&f.cfg_dir, &f.repo).unwrap()
+    else {
         panic!("expected untrusted after change");
     };
     assert_ne!(h2, hash);
     trust(&f.cfg_dir, &f.repo, &h2).unwrap();
     f.write_overlay("[sandbox]\nimage = \"repo:1\"\n");
-    assert!(matches!(overlay_status(&f.cfg_dir, &f.repo).unwrap(), OverlayStatus::Untrusted { .. }));
+    assert!(matches!(
+        overlay_status(&f.cfg_dir, &f.repo).unwrap(),
+        OverlayStatus::Untrusted { .. }
+    ));
 
     // The same content in another repo is not trusted.
     let other = f.repo.with_file_name("other");
     std::fs::create_dir_all(other.join(".ags")).unwrap();
     std::fs::write(other.join(OVERLAY_PATH), "[sandbox]\nimage = \"repo:2\"\n").unwrap();
-    assert!(matches!(overlay_status(&f.cfg_dir, &other).unwrap(), OverlayStatus::Untrusted { .. }));
+    assert!(matches!(
+        overlay_status(&f.cfg_dir, &other).unwrap(),
+        OverlayStatus::Untrusted { .. }
+    ));
 
     // The store is valid JSON with one entry per repo and no temp files next to it.
-    let store: TrustStore = serde_json::from_slice(&std::fs::read(f.cfg_dir.join(TRUST_FILE)).unwrap()).unwrap();
+    let store: TrustStore =
+        serde_json::from_slice(&std::fs::read(f.cfg_dir.join(TRUST_FILE)).unwrap()).unwrap();
     assert_eq!(store.trusted.len(), 1);
     let leftovers: Vec<_> = std::fs::read_dir(&f.cfg_dir)
         .unwrap()
@@ -206,7 +270,10 @@ fn trust_flow() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    assert!(matches!(trust(&f.cfg_dir, &f.repo, "abc"), Err(OverlayError::BadHash(_))));
+    assert!(matches!(
+        trust(&f.cfg_dir, &f.repo, "abc"),
+        Err(OverlayError::BadHash(_))
+    ));
 }
 
 #[test]

@@ -66,7 +66,11 @@ fn codex_stages_login_and_settings_only() {
     put(&f.home, ".codex/auth.json", "{\"token\":\"t\"}");
     put(&f.home, ".codex/config.toml", "model = \"x\"\n");
     put(&f.home, ".codex/history.jsonl", "CANARY-HISTORY");
-    put(&f.home, ".codex/sessions/2025/01/01/rollout.jsonl", "CANARY-SESSION");
+    put(
+        &f.home,
+        ".codex/sessions/2025/01/01/rollout.jsonl",
+        "CANARY-SESSION",
+    );
     put(&f.home, ".codex/log/codex-tui.log", "CANARY-LOG");
     put(&f.home, ".codex/other.json", "CANARY-OTHER");
 
@@ -74,16 +78,31 @@ fn codex_stages_login_and_settings_only() {
     let dir = s.path().to_path_buf();
     assert!(dir.starts_with(&f.base));
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with(&format!("lockdown-{}-", std::process::id())), "{name}");
-    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert!(
+        name.starts_with(&format!("lockdown-{}-", std::process::id())),
+        "{name}"
+    );
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     assert_eq!(
         tree(&dir),
         [
-            ("home/.codex/auth.json".to_owned(), "{\"token\":\"t\"}".to_owned()),
-            ("home/.codex/config.toml".to_owned(), "model = \"x\"\n".to_owned()),
+            (
+                "home/.codex/auth.json".to_owned(),
+                "{\"token\":\"t\"}".to_owned()
+            ),
+            (
+                "home/.codex/config.toml".to_owned(),
+                "model = \"x\"\n".to_owned()
+            ),
         ]
     );
-    let mode = std::fs::metadata(dir.join("home/.codex/auth.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.join("home/.codex/auth.json"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(s.staged_files(), [".codex/auth.json", ".codex/config.toml"]);
     assert_eq!(
@@ -97,7 +116,11 @@ fn codex_stages_login_and_settings_only() {
     assert_no_canary(&dir);
     drop(s);
     assert!(!dir.exists());
-    assert_eq!(std::fs::read_dir(&f.base).unwrap().count(), 0, "lock file left behind");
+    assert_eq!(
+        std::fs::read_dir(&f.base).unwrap().count(),
+        0,
+        "lock file left behind"
+    );
 }
 
 #[test]
@@ -105,8 +128,16 @@ fn symlinks_are_never_followed() {
     let f = fx();
     plant_canaries(&f.home);
     std::fs::create_dir_all(f.home.join(".codex")).unwrap();
-    std::os::unix::fs::symlink(f.home.join(".ssh/id_ed25519"), f.home.join(".codex/auth.json")).unwrap();
-    std::os::unix::fs::symlink(f.home.join(".aws/credentials"), f.home.join(".codex/config.toml")).unwrap();
+    std::os::unix::fs::symlink(
+        f.home.join(".ssh/id_ed25519"),
+        f.home.join(".codex/auth.json"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        f.home.join(".aws/credentials"),
+        f.home.join(".codex/config.toml"),
+    )
+    .unwrap();
     // A symlinked directory on the way is refused as well.
     std::fs::create_dir_all(f.home.join(".pi")).unwrap();
     std::os::unix::fs::symlink(f.home.join(".aws"), f.home.join(".pi/agent")).unwrap();
@@ -115,11 +146,17 @@ fn symlinks_are_never_followed() {
     let s = StagedHome::create(&f.base, AgentKind::Codex.profile(), &f.home).unwrap();
     assert_no_canary(s.path());
     assert!(s.staged_files().is_empty());
-    assert!(s.skipped().contains(&Skipped { rel: ".codex/auth.json".into(), reason: SkipReason::Symlink }));
+    assert!(s.skipped().contains(&Skipped {
+        rel: ".codex/auth.json".into(),
+        reason: SkipReason::Symlink
+    }));
 
     let s = StagedHome::create(&f.base, AgentKind::Pi.profile(), &f.home).unwrap();
     assert_no_canary(s.path());
-    assert!(s.skipped().contains(&Skipped { rel: ".pi/agent/auth.json".into(), reason: SkipReason::Symlink }));
+    assert!(s.skipped().contains(&Skipped {
+        rel: ".pi/agent/auth.json".into(),
+        reason: SkipReason::Symlink
+    }));
 }
 
 #[test]
@@ -136,32 +173,53 @@ fn symlinked_home_dir_is_followed() {
 fn fifos_big_files_and_dirs_are_skipped() {
     let f = fx();
     std::fs::create_dir_all(f.home.join(".codex")).unwrap();
-    nix::unistd::mkfifo(&f.home.join(".codex/auth.json"), Mode::from_bits_truncate(0o600)).unwrap();
-    std::fs::write(f.home.join(".codex/config.toml"), vec![b'#'; (MAX_STAGED_FILE + 1) as usize]).unwrap();
+    nix::unistd::mkfifo(
+        &f.home.join(".codex/auth.json"),
+        Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    std::fs::write(
+        f.home.join(".codex/config.toml"),
+        vec![b'#'; (MAX_STAGED_FILE + 1) as usize],
+    )
+    .unwrap();
     std::fs::create_dir(f.home.join(".codex/AGENTS.md")).unwrap();
     let s = StagedHome::create(&f.base, AgentKind::Codex.profile(), &f.home).unwrap();
     assert!(s.staged_files().is_empty());
     let reasons: Vec<_> = s.skipped().iter().map(|k| k.reason.clone()).collect();
     assert_eq!(
         reasons,
-        [SkipReason::NotRegular, SkipReason::TooLarge(MAX_STAGED_FILE + 1), SkipReason::NotRegular]
+        [
+            SkipReason::NotRegular,
+            SkipReason::TooLarge(MAX_STAGED_FILE + 1),
+            SkipReason::NotRegular
+        ]
     );
 }
 
 #[test]
 fn claude_json_is_filtered_and_mounted_as_file() {
     let f = fx();
-    put(&f.home, ".claude.json", r#"{"oauthAccount":{"a":1},"projects":{"/w":{"history":["CANARY-PROMPT"]}},"userID":"u"}"#);
+    put(
+        &f.home,
+        ".claude.json",
+        r#"{"oauthAccount":{"a":1},"projects":{"/w":{"history":["CANARY-PROMPT"]}},"userID":"u"}"#,
+    );
     put(&f.home, ".claude/.credentials.json", "{}");
     put(&f.home, ".claude/projects/-w/s.jsonl", "CANARY-TRANSCRIPT");
     put(&f.home, ".claude/todos/t.json", "CANARY-TODO");
     let s = StagedHome::create(&f.base, AgentKind::Claude.profile(), &f.home).unwrap();
     assert_no_canary(s.path());
     let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.path().join("home/.claude.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(s.path().join("home/.claude.json")).unwrap())
+            .unwrap();
     assert_eq!(v["userID"], "u");
     assert!(v.get("projects").is_none());
-    let targets: Vec<_> = s.mounts().iter().map(|m| (m.container.clone(), m.kind)).collect();
+    let targets: Vec<_> = s
+        .mounts()
+        .iter()
+        .map(|m| (m.container.clone(), m.kind))
+        .collect();
     assert_eq!(
         targets,
         [
@@ -183,7 +241,11 @@ fn every_agent_keeps_canaries_out() {
     for p in AgentKind::ALL.map(AgentKind::profile) {
         for h in p.homes {
             if h.kind == HomeKind::Dir {
-                put(&f.home, &format!("{}/sessions/s.json", h.path), "CANARY-SESSION");
+                put(
+                    &f.home,
+                    &format!("{}/sessions/s.json", h.path),
+                    "CANARY-SESSION",
+                );
                 put(&f.home, &format!("{}/history", h.path), "CANARY-HISTORY");
             }
         }
@@ -218,7 +280,10 @@ fn agent_mount_sources_are_used() {
     let cfg = crate::config::parse_config(
         &f.home.join("c.toml"),
         &text,
-        crate::config::HostContext { home: &f.home, env: &env },
+        crate::config::HostContext {
+            home: &f.home,
+            env: &env,
+        },
     )
     .unwrap();
     let p = AgentKind::Codex.profile();
@@ -260,8 +325,12 @@ fn cleanup_leaves_live_stagings_alone() {
     assert!(cleanup_stale(&f.base).unwrap().is_empty());
     assert!(dir.exists());
     // A directory whose lock file is gone is a leftover.
-    std::fs::remove_file(dir.with_file_name(format!("{}.lock", dir.file_name().unwrap().to_string_lossy()))).unwrap();
-    assert_eq!(cleanup_stale(&f.base).unwrap(), [dir.clone()]);
+    std::fs::remove_file(dir.with_file_name(format!(
+        "{}.lock",
+        dir.file_name().unwrap().to_string_lossy()
+    )))
+    .unwrap();
+    assert_eq!(cleanup_stale(&f.base).unwrap(), std::slice::from_ref(&dir));
     assert!(!dir.exists());
 }
 
@@ -270,7 +339,9 @@ const CHILD_ENV: &str = "AGS_AGENT_TEST_STAGING_BASE";
 #[test]
 #[ignore = "helper: run by stale_staging_of_a_killed_process_is_removed"]
 fn child_creates_staging_and_waits() {
-    let Ok(base) = std::env::var(CHILD_ENV) else { return };
+    let Ok(base) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let home = PathBuf::from(&base).join("../home");
     let s = StagedHome::create(Path::new(&base), AgentKind::Codex.profile(), &home).unwrap();
     println!("STAGED {}", s.path().display());
@@ -283,14 +354,30 @@ fn stale_staging_of_a_killed_process_is_removed() {
     let f = fx();
     put(&f.home, ".codex/auth.json", "{}");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "staging::tests::child_creates_staging_and_waits", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "staging::tests::child_creates_staging_and_waits",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &f.base)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Kill the child even when an assertion below fails.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
     // Wait for the child to report its staging.
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut out = std::io::BufReader::new(stdout);
     let mut staged = None;
     let mut line = String::new();
     while std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0 {
@@ -307,10 +394,17 @@ fn stale_staging_of_a_killed_process_is_removed() {
     assert!(cleanup_stale(&f.base).unwrap().is_empty());
     assert!(staged.exists());
 
-    child.kill().unwrap(); // SIGKILL: no Drop runs.
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL: no Drop runs in the child.
+    child.0.wait().unwrap();
     assert!(staged.exists(), "the killed child cleaned up after all?");
-    assert_eq!(cleanup_stale(&f.base).unwrap(), [staged.clone()]);
+    assert_eq!(
+        cleanup_stale(&f.base).unwrap(),
+        std::slice::from_ref(&staged)
+    );
     assert!(!staged.exists());
-    assert_eq!(std::fs::read_dir(&f.base).unwrap().count(), 0, "lock file left behind");
+    assert_eq!(
+        std::fs::read_dir(&f.base).unwrap().count(),
+        0,
+        "lock file left behind"
+    );
 }

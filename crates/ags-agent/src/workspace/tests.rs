@@ -3,7 +3,14 @@ use std::process::Command;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(["-c", "protocol.file.allow=always"])
         .args(args)
         .current_dir(dir)
@@ -11,13 +18,25 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("HOME", dir)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// `git rev-parse --show-toplevel --git-dir --git-common-dir`, made absolute and canonical.
 fn rev_parse(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let out = git(dir, &["rev-parse", "--show-toplevel", "--git-dir", "--git-common-dir"]);
+    let out = git(
+        dir,
+        &[
+            "rev-parse",
+            "--show-toplevel",
+            "--git-dir",
+            "--git-common-dir",
+        ],
+    );
     let abs = |s: &str| std::fs::canonicalize(dir.join(s)).unwrap();
     let l: Vec<&str> = out.lines().collect();
     (abs(l[0]), abs(l[1]), abs(l[2]))
@@ -38,7 +57,10 @@ fn tmp() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn ro_paths(ws: &Workspace) -> Vec<PathBuf> {
-    ws.lockdown_readonly.iter().map(|p| p.path.clone()).collect()
+    ws.lockdown_readonly
+        .iter()
+        .map(|p| p.path.clone())
+        .collect()
 }
 
 fn assert_matches_git(ws: &Workspace, dir: &Path) {
@@ -71,7 +93,10 @@ fn plain_repo_from_subdir() {
     assert_eq!(ws.git.as_ref().unwrap().layout, GitLayout::Plain);
     assert!(ws.extra_git_dirs.is_empty());
     assert_eq!(ws.lockdown_pinned, [repo.join(".git")]);
-    assert_eq!(ro_paths(&ws), [repo.join(".git/hooks"), repo.join(".git/config")]);
+    assert_eq!(
+        ro_paths(&ws),
+        [repo.join(".git/hooks"), repo.join(".git/config")]
+    );
     assert_eq!(ws.lockdown_readonly[0].kind, MountKind::Dir);
     assert_eq!(ws.lockdown_readonly[1].kind, MountKind::File);
 }
@@ -117,7 +142,16 @@ fn submodule() {
     init_repo(&lib);
     let sup = p.join("super");
     init_repo(&sup);
-    git(&sup, &["submodule", "add", "-q", lib.to_str().unwrap(), "vendor/lib"]);
+    git(
+        &sup,
+        &[
+            "submodule",
+            "add",
+            "-q",
+            lib.to_str().unwrap(),
+            "vendor/lib",
+        ],
+    );
     git(&sup, &["commit", "-qm", "add sub"]);
     let sub = sup.join("vendor/lib");
 
@@ -137,7 +171,10 @@ fn submodule() {
     let ws = find_workspace(&sup).unwrap();
     assert_matches_git(&ws, &sup);
     assert!(ws.extra_git_dirs.is_empty());
-    assert!(ws.lockdown_pinned.contains(&sup.join(".git/modules/vendor/lib")));
+    assert!(
+        ws.lockdown_pinned
+            .contains(&sup.join(".git/modules/vendor/lib"))
+    );
     let ro = ro_paths(&ws);
     assert!(ro.contains(&sup.join(".git/modules/vendor/lib/hooks")));
     assert!(ro.contains(&sup.join(".git/modules/vendor/lib/config")));
@@ -149,7 +186,15 @@ fn separate_git_dir() {
     let (_t, p) = tmp();
     let w = p.join("w");
     std::fs::create_dir(&w).unwrap();
-    git(&w, &["init", "-q", "--separate-git-dir", p.join("store.git").to_str().unwrap()]);
+    git(
+        &w,
+        &[
+            "init",
+            "-q",
+            "--separate-git-dir",
+            p.join("store.git").to_str().unwrap(),
+        ],
+    );
     let ws = find_workspace(&w).unwrap();
     assert_matches_git(&ws, &w);
     assert_eq!(ws.extra_git_dirs, [p.join("store.git")]);

@@ -153,7 +153,7 @@ impl fmt::Display for Credentials {
 
 /// Something that can supply credentials for a registry host.
 pub trait CredentialProvider: Send + Sync + fmt::Debug {
-    /// Credentials for `registry` (a host[:port], `docker.io` for Docker Hub), if any.
+    /// Credentials for `registry` (a `host[:port]`, `docker.io` for Docker Hub), if any.
     fn credentials(&self, registry: &str) -> Result<Option<Credentials>, AuthError>;
 }
 

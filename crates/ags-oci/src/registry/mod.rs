@@ -3,18 +3,20 @@
 //! Security notes (see shared threat notes, "Registry client"):
 //! - redirects are followed by hand so `Authorization` is dropped whenever the origin
 //!   changes (blob GETs commonly redirect to a storage host that must not see registry
-//!   credentials) and https -> http downgrades are refused;
+//!   credentials) and https -> http downgrades are refused. This is the bug class of
+//!   CVE-2018-1000007 (curl forwarding auth headers across hosts on redirect);
 //! - plain HTTP is used only for registries marked `insecure` or, with
 //!   `allow_localhost_http`, loopback hosts;
 //! - credentials and tokens live in [`Secret`]s and never appear in errors; URLs in errors
 //!   have their query strings removed (presigned storage URLs carry signatures).
 
+mod config;
 mod ops;
 
+pub use config::{ClientOptions, HostConfig, RegistryConfig, RetryPolicy, is_loopback};
 pub use ops::FetchedManifest;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -191,122 +193,6 @@ pub enum RegistryError {
         /// What went wrong.
         reason: String,
     },
-}
-
-/// Registry settings, embeddable in the ags config file as `[registries]`.
-///
-/// ```toml
-/// [registries]
-/// allow_localhost_http = true
-/// [registries.hosts."docker.io"]
-/// mirrors = ["127.0.0.1:5000"]
-/// [registries.hosts."registry.example:5000"]
-/// ca_files = ["/etc/ags/example-ca.pem"]
-/// [registries.hosts."127.0.0.1:5000"]
-/// insecure = true
-/// ```
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// Use plain HTTP for loopback hosts (`localhost`, `127.0.0.0/8`, `[::1]`).
-    #[serde(default)]
-    pub allow_localhost_http: bool,
-    /// Per-host settings, keyed by host[:port] as written in image references.
-    #[serde(default)]
-    pub hosts: BTreeMap<String, HostConfig>,
-}
-
-/// Settings for one registry host.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct HostConfig {
-    /// Mirrors (host[:port]) tried in order before this registry, for pulls only.
-    #[serde(default)]
-    pub mirrors: Vec<String>,
-    /// Talk plain HTTP to this host (never set this for a host off this machine).
-    #[serde(default)]
-    pub insecure: bool,
-    /// Extra PEM CA files trusted for this host, on top of the system roots.
-    #[serde(default)]
-    pub ca_files: Vec<PathBuf>,
-}
-
-impl RegistryConfig {
-    fn host(&self, host: &str) -> Option<&HostConfig> {
-        self.hosts.get(host).or_else(|| {
-            self.hosts
-                .iter()
-                .find(|(k, _)| normalize_registry(k) == host)
-                .map(|(_, v)| v)
-        })
-    }
-
-    /// Whether `host` is spoken to over plain HTTP.
-    pub fn is_plain_http(&self, host: &str) -> bool {
-        self.host(host).is_some_and(|h| h.insecure)
-            || (self.allow_localhost_http && is_loopback(host))
-    }
-}
-
-/// Whether a host[:port] names this machine.
-pub fn is_loopback(host: &str) -> bool {
-    let h = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, p)| {
-            if p.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        })
-    };
-    h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Retry behaviour for 429 / 5xx / connection errors.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    /// Total attempts (1 = no retry).
-    pub max_attempts: u32,
-    /// First backoff delay; doubles each attempt.
-    pub base_delay: Duration,
-    /// Cap for one delay, including one asked for by `Retry-After`.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Client-wide options.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// Retry policy.
-    pub retry: RetryPolicy,
-    /// TCP/TLS connect timeout.
-    pub connect_timeout: Duration,
-    /// `User-Agent` header.
-    pub user_agent: String,
-    /// Honour `HTTPS_PROXY` / `NO_PROXY` (reqwest's default).
-    pub use_env_proxy: bool,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        Self {
-            retry: RetryPolicy::default(),
-            connect_timeout: Duration::from_secs(30),
-            user_agent: concat!("ags/", env!("CARGO_PKG_VERSION")).to_string(),
-            use_env_proxy: true,
-        }
-    }
 }
 
 /// One place to talk to: an upstream registry or one of its mirrors.
@@ -500,6 +386,10 @@ impl RegistryClient {
     }
 
     fn scope(t: &Target<'_>) -> String {
+        if t.repo.is_empty() {
+            // Registry-wide requests (`GET /v2/` for login) ask for no repository scope.
+            return String::new();
+        }
         format!(
             "repository:{}:{}",
             t.repo,
@@ -625,7 +515,9 @@ impl RegistryClient {
             if let Some(s) = challenge.param("service") {
                 q.append_pair("service", s);
             }
-            q.append_pair("scope", scope);
+            if !scope.is_empty() {
+                q.append_pair("scope", scope);
+            }
         }
         let auth = creds.map(Credentials::basic_header);
         let resp = self.send_retrying(
@@ -671,10 +563,11 @@ impl RegistryClient {
         if !value.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(terr("token contains invalid characters".into()));
         }
-        // The distribution spec defaults to 60 s; refresh a little early to avoid using a
-        // token that expires in flight.
+        // The distribution spec defaults to 60 s; refresh a little early (up to 5 s) to
+        // avoid using a token that expires in flight.
         let lifetime = Duration::from_secs(reply.expires_in.unwrap_or(60).clamp(1, 24 * 3600));
-        let expires = Instant::now() + lifetime.saturating_sub(Duration::from_secs(5));
+        let margin = (lifetime / 4).min(Duration::from_secs(5));
+        let expires = Instant::now() + lifetime - margin;
         let secret = Secret::new(value);
         lock(&self.tokens).insert(
             (ep.host.clone(), scope.to_string()),
@@ -826,23 +719,6 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_table() {
-        for (h, want) in [
-            ("localhost", true),
-            ("localhost:5000", true),
-            ("127.0.0.1:5000", true),
-            ("127.1.2.3", true),
-            ("[::1]:5000", true),
-            ("[::1]", true),
-            ("10.0.0.1:5000", false),
-            ("example.com", false),
-            ("localhost.example.com", false),
-        ] {
-            assert_eq!(is_loopback(h), want, "{h}");
-        }
-    }
 
     #[test]
     fn config_deserializes_and_picks_endpoints() {

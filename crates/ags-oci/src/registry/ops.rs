@@ -371,6 +371,23 @@ impl RegistryClient {
         Ok(())
     }
 
+    /// Checks that the registry accepts the configured credentials (`GET /v2/` with the
+    /// auth flow), as `ags login` does before saving them.
+    pub fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
+        let ep = self.endpoint(registry);
+        let target = Target {
+            repo: "",
+            push: false,
+            what: "/v2/".into(),
+        };
+        let url = format!("{}/v2/", ep.base);
+        let resp = self.request(&ep, &target, Method::GET, &url, &HeaderMap::new(), None)?;
+        if !resp.status().is_success() {
+            return Err(Self::status_error(&ep, "/v2/", resp));
+        }
+        Ok(())
+    }
+
     /// Whether `registry/repo` has the blob (HEAD).
     pub fn blob_exists(
         &self,

@@ -9,6 +9,8 @@
 //! tmp/partial-<hex>       interrupted downloads, resumed by the next pull
 //! tmp/...                 other in-flight writes
 //! ```
+//! Locks are flock(2) locks (see the man page: they belong to the open file description and
+//! vanish when the process dies, so a SIGKILLed pull never leaves the store locked).
 //! A blob appears under `blobs/` only after its digest and size were checked and the data
 //! was fsynced, so a crash or SIGKILL at any point leaves either no blob or a whole one.
 
@@ -59,9 +61,9 @@ pub enum StoreError {
     Registry {
         /// The image being pulled.
         reference: String,
-        /// The cause.
+        /// The cause (boxed: registry errors are large).
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
     /// A manifest or config in the store or from the registry is invalid.
     #[error("invalid {what} for {reference}")]
@@ -105,7 +107,7 @@ pub enum StoreError {
         /// Platform from the image config.
         found: String,
         /// Platform asked for.
-        wanted: Platform,
+        wanted: String,
     },
     /// A pull was cancelled.
     #[error("pull of {0} cancelled")]
@@ -601,7 +603,7 @@ impl Store {
             return Err(StoreError::WrongPlatform {
                 reference: reference.to_string(),
                 found: found.to_string(),
-                wanted: wanted.clone(),
+                wanted: wanted.to_string(),
             });
         }
         Ok(())

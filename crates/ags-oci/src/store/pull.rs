@@ -96,7 +96,7 @@ impl Store {
         let name = reference.to_string();
         let reg = |source| StoreError::Registry {
             reference: name.clone(),
-            source,
+            source: Box::new(source),
         };
         let bad = |what: &str, source: ManifestError| StoreError::Manifest {
             reference: name.clone(),
@@ -305,7 +305,7 @@ impl Store {
                 } else {
                     StoreError::Registry {
                         reference: reference.to_string(),
-                        source,
+                        source: Box::new(source),
                     }
                 }
             })?;

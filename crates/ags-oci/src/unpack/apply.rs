@@ -119,7 +119,8 @@ impl<'o> Unpacker<'o> {
                 Ok(st) if is_dir(&st) => {}
                 _ => continue,
             }
-            chmod_dir(fd.as_fd(), dir.mode).map_err(|e| self.fs_err("set mode of", &path, e))?;
+            // The mtime first: utimensat looks up `.`, which a restrictive final mode may
+            // forbid an unprivileged caller.
             if let Some(mtime) = dir.mtime {
                 let times = Timestamps {
                     last_access: mtime,
@@ -128,6 +129,7 @@ impl<'o> Unpacker<'o> {
                 rfs::utimensat(&fd, ".", &times, AtFlags::empty())
                     .map_err(|e| self.fs_err("set mtime of", &path, errno_io(e)))?;
             }
+            chmod_dir(fd.as_fd(), dir.mode).map_err(|e| self.fs_err("set mode of", &path, e))?;
         }
         Ok(self.stats)
     }
@@ -177,6 +179,12 @@ impl<'o> Unpacker<'o> {
             }
         }
 
+        // Pre-POSIX archives mark directories with a NUL type flag and a trailing slash;
+        // Go's archive/tar (docker, containerd) reads them as directories, so do we.
+        let legacy_dir = entry.header().as_old().linkflag[0] == 0 && raw_name.ends_with(b"/");
+        if legacy_dir {
+            return self.directory(entry, &path, &raw_name);
+        }
         match entry_type {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.regular(entry, &path, &raw_name)
@@ -370,6 +378,8 @@ impl<'o> Unpacker<'o> {
         let target_dir = self
             .open_dir(&target.parent(), false)?
             .ok_or_else(missing)?;
+        // Search permission, for unprivileged callers (restored at the end of the layer).
+        self.make_writable(target_dir.as_fd(), &target.parent());
         let target_stat = stat_nofollow(target_dir.as_fd(), &target_name)
             .map_err(|e| self.fs_err("inspect", &target, e))?
             .ok_or_else(missing)?;
@@ -455,15 +465,10 @@ impl<'o> Unpacker<'o> {
             );
             self.owner_result(res, path)?;
         }
-        // mknodat applied the umask; fchmodat cannot be told not to follow, but the name was
-        // created by the mknodat above (nobody else writes the rootfs during an unpack).
-        rfs::chmodat(
-            &dir,
-            name.as_slice(),
-            Mode::from_raw_mode(meta.mode & 0o7777),
-            AtFlags::empty(),
-        )
-        .map_err(|e| self.fs_err("set mode of", path, errno_io(e)))?;
+        // mknodat applied the umask. The node is pinned with an O_PATH|O_NOFOLLOW fd and
+        // chmod'ed through that fd, so a name swapped for a symlink is never followed.
+        fsops::chmod_node_nofollow(dir.as_fd(), &name, meta.mode)
+            .map_err(|e| self.fs_err("set mode of", path, e))?;
         let times = Timestamps {
             last_access: meta.mtime,
             last_modification: meta.mtime,
@@ -504,15 +509,16 @@ impl<'o> Unpacker<'o> {
         let Some(dir) = self.open_dir(&parent, false)? else {
             return Ok(());
         };
+        self.make_writable(dir.as_fd(), &parent);
         if stat_nofollow(dir.as_fd(), victim_name)
             .map_err(|e| self.fs_err("inspect", &victim, e))?
             .is_none()
         {
             return Ok(());
         }
-        self.make_writable(dir.as_fd(), &parent);
         fsops::remove_all_at(dir.as_fd(), victim_name)
             .map_err(|e| self.fs_err("remove whited-out", &victim, e))?;
+        self.forget_deferred(&victim);
         self.stats.whiteouts += 1;
         Ok(())
     }
@@ -539,6 +545,7 @@ impl<'o> Unpacker<'o> {
             if !self.created.contains(&child) {
                 fsops::remove_all_at(dir, &name)
                     .map_err(|e| self.fs_err("remove opaque-hidden", &child, e))?;
+                self.forget_deferred(&child);
                 continue;
             }
             let st = stat_nofollow(dir, &name).map_err(|e| self.fs_err("inspect", &child, e))?;
@@ -702,46 +709,65 @@ impl<'o> Unpacker<'o> {
                 }
             }
             Err(e) if is_gone(&e) && !create => Ok(None),
-            Err(e) if errno_of(&e) == Some(libc::ENOENT) => self.create_dirs(dir).map(Some),
+            // EACCES: an unprivileged caller met a directory without search permission
+            // (mode 0 in a lower layer); the walk makes such directories accessible.
+            Err(e) if matches!(errno_of(&e), Some(libc::ENOENT | libc::EACCES)) => {
+                self.walk_dirs(dir, create)
+            }
             Err(e) => Err(self.fs_err("resolve", dir, pathrs_io(e))),
         }
     }
 
-    /// Walks `dir` one component at a time from the root, creating what is missing.
-    fn create_dirs(&mut self, dir: &EntryPath) -> Result<OwnedFd, UnpackError> {
+    /// Walks `dir` one component at a time from the root: real directories are opened with
+    /// `O_NOFOLLOW`, symlinks are resolved in-root, missing components are created when
+    /// `create` (otherwise the result is `None`).
+    fn walk_dirs(&mut self, dir: &EntryPath, create: bool) -> Result<Option<OwnedFd>, UnpackError> {
+        let not_dir = |this: &Self, path: &EntryPath| {
+            if create {
+                Err(this.fs_err("use as directory", path, errno_io(Errno::NOTDIR)))
+            } else {
+                Ok(None)
+            }
+        };
         let mut cur = self.dup_root().map_err(|e| self.fs_err("open", dir, e))?;
         let mut cur_path = EntryPath::root();
         for comp in dir.components() {
             let next_path = cur_path.join(comp);
-            let st = stat_nofollow(cur.as_fd(), comp)
-                .map_err(|e| self.fs_err("inspect", &next_path, e))?;
+            let st = match stat_nofollow(cur.as_fd(), comp) {
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                    self.make_writable(cur.as_fd(), &cur_path);
+                    stat_nofollow(cur.as_fd(), comp)
+                }
+                other => other,
+            }
+            .map_err(|e| self.fs_err("inspect", &next_path, e))?;
             cur = match st {
                 Some(st) if is_dir(&st) => open_dir_nofollow(cur.as_fd(), comp)
                     .map_err(|e| self.fs_err("open", &next_path, e))?,
                 Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
-                    // Follow it, in-root. A dangling or non-directory target is an error.
+                    // Follow it, in-root. A dangling or non-directory target is an error
+                    // when creating, and "nothing there" otherwise.
                     let rel = bytes_path(&next_path.to_relative_bytes());
-                    let fd = OwnedFd::from(self.root.resolve(&rel).map_err(|e| {
-                        self.fs_err("resolve symlinked directory", &next_path, pathrs_io(e))
-                    })?);
+                    let fd = match self.root.resolve(&rel) {
+                        Ok(handle) => OwnedFd::from(handle),
+                        Err(e) if is_gone(&e) && !create => return Ok(None),
+                        Err(e) => {
+                            return Err(self.fs_err(
+                                "resolve symlinked directory",
+                                &next_path,
+                                pathrs_io(e),
+                            ));
+                        }
+                    };
                     let st = rfs::fstat(&fd)
                         .map_err(|e| self.fs_err("inspect", &next_path, errno_io(e)))?;
                     if !is_dir(&st) {
-                        return Err(self.fs_err(
-                            "use as directory",
-                            &next_path,
-                            errno_io(Errno::NOTDIR),
-                        ));
+                        return not_dir(self, &next_path);
                     }
                     fd
                 }
-                Some(_) => {
-                    return Err(self.fs_err(
-                        "use as directory",
-                        &next_path,
-                        errno_io(Errno::NOTDIR),
-                    ));
-                }
+                Some(_) => return not_dir(self, &next_path),
+                None if !create => return Ok(None),
                 None => {
                     self.make_writable(cur.as_fd(), &cur_path);
                     rfs::mkdirat(&cur, comp.as_slice(), Mode::from_raw_mode(0o755))
@@ -752,7 +778,7 @@ impl<'o> Unpacker<'o> {
             };
             cur_path = next_path;
         }
-        Ok(cur)
+        Ok(Some(cur))
     }
 
     /// The parent directory of `path` (created if missing, made writable) and the final name.
@@ -798,7 +824,16 @@ impl<'o> Unpacker<'o> {
             return Ok(true);
         }
         fsops::remove_all_at(dir, name).map_err(|e| self.fs_err("replace", path, e))?;
+        self.forget_deferred(path);
         Ok(false)
+    }
+
+    /// Drops pending directory metadata for a removed subtree, so a directory created later
+    /// at the same path does not inherit the removed one's mode.
+    fn forget_deferred(&mut self, removed: &EntryPath) {
+        if !self.deferred.is_empty() {
+            self.deferred.retain(|path, _| !path.starts_with(removed));
+        }
     }
 
     fn mark_created(&mut self, path: &EntryPath) {

@@ -62,6 +62,11 @@ impl EntryPath {
         self.comps.join(&b'/')
     }
 
+    /// Whether `prefix` is this path or one of its ancestors (component-wise).
+    pub(crate) fn starts_with(&self, prefix: &EntryPath) -> bool {
+        self.comps.starts_with(&prefix.comps)
+    }
+
     /// All proper prefixes and the path itself, shortest first (`a`, `a/b`, `a/b/c`).
     pub(crate) fn prefixes(&self) -> impl Iterator<Item = EntryPath> + '_ {
         (1..=self.comps.len()).map(|n| EntryPath {
@@ -212,5 +217,8 @@ mod tests {
         assert!(EntryPath::root().parent().is_root());
         assert_eq!(EntryPath::root().to_relative_bytes(), b".");
         assert_eq!(EntryPath::root().join(b"x").to_string(), "/x");
+        assert!(p.starts_with(&p.parent()) && p.starts_with(&EntryPath::root()));
+        assert!(!p.starts_with(&confine(b"a/bb", 100).unwrap()));
+        assert!(!p.parent().starts_with(&p));
     }
 }

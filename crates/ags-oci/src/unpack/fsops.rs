@@ -9,7 +9,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
@@ -59,14 +59,47 @@ pub(crate) fn reopen_dir_readable(dir: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 }
 
 /// Sets the full mode (including setuid/setgid/sticky) of the directory `dir` refers to.
+///
+/// `fchmod` does not work on `O_PATH` fds and `fchmodat` cannot be told not to follow a
+/// final symlink, so this uses `fchmodat(dir, ".")`: `.` is the directory itself. Looking up
+/// `.` needs search permission; when the directory has none (mode 0 and an unprivileged
+/// caller) it falls back to the `/proc/self/fd/N` magic link, which also names exactly the
+/// inode of the fd and nothing else.
 pub(crate) fn chmod_dir(dir: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
-    rfs::chmodat(
+    let mode = Mode::from_raw_mode(mode & 0o7777);
+    match rfs::chmodat(dir, ".", mode, AtFlags::empty()) {
+        Err(Errno::ACCESS) => {
+            let magic = format!("/proc/self/fd/{}", dir.as_raw_fd());
+            rfs::chmod(magic.as_str(), mode).map_err(errno_io)
+        }
+        other => other.map_err(errno_io),
+    }
+}
+
+/// Sets the mode of the non-directory, non-symlink inode `name` in `dir` without following
+/// a symlink: the inode is opened `O_PATH | O_NOFOLLOW`, checked, and chmod'ed through the
+/// `/proc/self/fd/N` magic link of that fd (`fchmod` refuses `O_PATH` fds and opening a
+/// device node for real could have side effects).
+pub(crate) fn chmod_node_nofollow(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<()> {
+    let fd = rfs::openat(
         dir,
-        ".",
-        Mode::from_raw_mode(mode & 0o7777),
-        AtFlags::empty(),
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
     )
-    .map_err(errno_io)
+    .map_err(errno_io)?;
+    let st = rfs::fstat(&fd).map_err(errno_io)?;
+    if matches!(
+        FileType::from_raw_mode(st.st_mode),
+        FileType::Symlink | FileType::Directory
+    ) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a device node or fifo",
+        ));
+    }
+    let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rfs::chmod(magic.as_str(), Mode::from_raw_mode(mode & 0o7777)).map_err(errno_io)
 }
 
 /// Gives the owner rwx on the directory `dir` when it lacks them, so an unprivileged caller
@@ -204,11 +237,15 @@ mod tests {
         std::fs::write(deep.join("f"), b"x").unwrap();
         std::os::unix::fs::symlink(&outside, deep.join("link")).unwrap();
         std::os::unix::fs::symlink(&outside, victim.join("link")).unwrap();
-        // Read-only and unreadable directories on the way down.
+        // Read-only and unreadable directories on the way down (deepest first, so an
+        // unprivileged test can still reach them).
         let mut p = victim.clone();
+        let mut chain = Vec::new();
         for i in 0..10 {
             p.push(format!("d{}", i % 7));
-            let mode = if i % 2 == 0 { 0o555 } else { 0o000 };
+            chain.push((p.clone(), if i % 2 == 0 { 0o555 } else { 0o000 }));
+        }
+        for (p, mode) in chain.into_iter().rev() {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         }
 

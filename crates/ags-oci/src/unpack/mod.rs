@@ -26,8 +26,14 @@
 //! * The final component is always handled with fd-relative `*at(2)` calls that do not
 //!   follow it (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`, `unlinkat`, `symlinkat`, `linkat`
 //!   without `AT_SYMLINK_FOLLOW`, `mknodat`). Metadata is applied through the fd of the
-//!   created file or through `fchmodat(dirfd, ".")`, never by path, so no chmod or chown goes
-//!   through a symlink (containerd CVE-2021-32760, tar-rs CVE-2026-33056).
+//!   created file, through `fchmodat(dirfd, ".")` for directories or through the
+//!   `/proc/self/fd/N` magic link of an `O_PATH | O_NOFOLLOW` fd, never by a path that could
+//!   end in a symlink, so no chmod or chown goes through a symlink (containerd
+//!   CVE-2021-32760, tar-rs CVE-2026-33056).
+//! * Directory modes and mtimes are applied when the layer is done, deepest first. While
+//!   unpacking, directories that lack owner rwx (read-only directories of this or a lower
+//!   layer) are temporarily made u+rwx and restored at the end, so an unprivileged caller
+//!   can unpack images with read-only directories.
 //! * An existing entry is replaced by removing it (without following it) and creating the
 //!   new one; only directory-over-directory keeps the directory and updates its metadata.
 //! * The rootfs root itself can never be replaced, removed, or turned into a symlink: an
@@ -71,10 +77,20 @@
 //!
 //! # Not covered here
 //!
-//! Verifying the compressed blob digest and size, manifests and descriptors (including
-//! foreign `urls`), and the number of layers are the registry/store's responsibility. A
-//! layer truncated exactly at an entry boundary parses as a shorter tar; only the diff_id
-//! check catches it, so callers must always pass the expected diff_id from the image config.
+//! * Verifying the compressed blob digest and size, manifests and descriptors (including
+//!   foreign `urls`), and the number of layers are the registry/store's responsibility.
+//! * A layer truncated inside an entry fails; one truncated exactly at an entry boundary
+//!   parses as a shorter tar and only the diff_id check catches it, so callers must always
+//!   pass the expected diff_id from the image config.
+//! * "Created by this layer" is tracked by tar path. An entry written through a symlinked
+//!   parent (`a/x` with `a -> b`) is not recognised as `b/x` by an opaque whiteout of `b/`
+//!   in the same layer; the outcome stays inside the rootfs, only that corner of the
+//!   overlay semantics differs.
+//! * Nothing else may write the rootfs during an unpack. Parent resolution and final-name
+//!   operations are race-free against a concurrent writer, but the end-of-layer directory
+//!   metadata is re-resolved by path (in-root, so a race can only misdirect it inside the
+//!   rootfs).
+//! * Hardlinks across layers work, but the rootfs must be one filesystem (`linkat(2)`).
 //!
 //! # Example
 //!

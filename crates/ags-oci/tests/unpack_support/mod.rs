@@ -81,7 +81,8 @@ impl Layer {
             let l = e.link.len().min(100);
             gnu.linkname[..l].copy_from_slice(&e.link[..l]);
         }
-        h.set_entry_type(tar::EntryType::new(e.kind));
+        // The raw type byte, so that legacy values such as NUL survive.
+        h.as_old_mut().linkflag[0] = e.kind;
         h.set_size(e.data.len() as u64);
         h.set_mode(e.mode);
         h.set_uid(e.uid);

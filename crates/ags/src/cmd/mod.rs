@@ -19,7 +19,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 pub fn invoker() -> ags_runtime::run::Invoker {
     let uid = nix::unistd::geteuid();
     let gid = nix::unistd::getegid();
-    let name = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name);
+    let name = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name);
     ags_runtime::run::Invoker {
         uid: uid.as_raw(),
         gid: gid.as_raw(),
@@ -34,7 +37,9 @@ pub fn invoker() -> ags_runtime::run::Invoker {
 /// `main`, which is why libcontainer, as a library, cannot do it for us.
 pub fn seal_self() -> anyhow::Result<()> {
     use anyhow::Context;
-    pentacle::ensure_sealed().context("cannot re-execute from a sealed copy of the ags binary (CVE-2019-5736 protection)")
+    pentacle::ensure_sealed().context(
+        "cannot re-execute from a sealed copy of the ags binary (CVE-2019-5736 protection)",
+    )
 }
 
 /// The state directory base for this user.

@@ -22,6 +22,13 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<i32> {
             "warning: resource limits degraded: {m}; memory/CPU limits are not enforced and processes are capped with RLIMIT_NPROC (see `ags doctor`)"
         ),
     };
-    ags_runtime::run::run(&settings.policy, &super::invoker(), &opts, &mut warn)
-        .with_context(|| format!("cannot run {:?} in {}", args.command.join(" "), settings.policy.rootfs.display()))
+    ags_runtime::run::run(&settings.policy, &super::invoker(), &opts, &mut warn).with_context(
+        || {
+            format!(
+                "cannot run {:?} in {}",
+                args.command.join(" "),
+                settings.policy.rootfs.display()
+            )
+        },
+    )
 }
