@@ -33,3 +33,4 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod tty;
+pub mod userns;

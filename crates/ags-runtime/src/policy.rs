@@ -186,6 +186,10 @@ pub struct SandboxPolicy {
     pub uid: u32,
     /// Container group id the command runs as.
     pub gid: u32,
+    /// The container (uid, gid) the invoking user becomes. 1000/1000 for images, so image
+    /// ownership lines up with how it was unpacked; `ags run --rootfs --user 0` moves it
+    /// to 0 so that root in the sandbox is the owner of the user's own rootfs.
+    pub host_user_at: (u32, u32),
     /// Home directory of that user inside the container (gets a tmpfs unless mounted).
     pub home: PathBuf,
     /// Hostname inside the UTS namespace.
@@ -219,6 +223,7 @@ impl SandboxPolicy {
             cwd: home.clone(),
             uid: 1000,
             gid: 1000,
+            host_user_at: (1000, 1000),
             home: home.clone(),
             hostname: "ags".to_owned(),
             mounts: Vec::new(),

@@ -52,9 +52,9 @@ pub enum RunError {
     Container {
         /// The step.
         what: &'static str,
-        /// The cause.
+        /// The cause (boxed: libcontainer's error is large).
         #[source]
-        source: libcontainer::error::LibcontainerError,
+        source: Box<libcontainer::error::LibcontainerError>,
     },
     /// Terminal handling failed.
     #[error(transparent)]
@@ -160,6 +160,43 @@ fn check_rootfs(rootfs: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
+/// The id maps of a sandbox: the invoking user becomes container ids `at` (uid, gid); the
+/// other container ids come from the user's subordinate ranges when there are any and the
+/// setuid helpers exist, else only the invoking user is mapped (with a warning).
+pub fn id_maps(
+    invoker: &Invoker,
+    opts: &RunOptions,
+    at: (u32, u32),
+    warn: &mut dyn FnMut(Warning),
+) -> Result<IdMaps, RunError> {
+    let privileged = invoker.uid == 0;
+    let sub_u = idmap::read_subid(&opts.subuid_file, invoker.name.as_deref(), invoker.uid)?;
+    let sub_g = idmap::read_subid(&opts.subgid_file, invoker.name.as_deref(), invoker.uid)?;
+    let helpers = privileged || which("newuidmap") && which("newgidmap");
+    let (sub_u, sub_g) = match (sub_u, sub_g) {
+        (Some(u), Some(g)) if helpers => (Some(u), Some(g)),
+        (Some(_), Some(_)) => {
+            warn(Warning::SingleIdMap(
+                "newuidmap/newgidmap are not installed: only your own user is mapped into the sandbox".into(),
+            ));
+            (None, None)
+        }
+        _ => {
+            if !privileged {
+                warn(Warning::SingleIdMap(format!(
+                    "no range for {} in /etc/subuid and /etc/subgid: only your own user is mapped into the sandbox",
+                    invoker.name.as_deref().unwrap_or("this user")
+                )));
+            }
+            (None, None)
+        }
+    };
+    Ok(IdMaps {
+        uids: idmap::mapping(at.0, invoker.uid, sub_u),
+        gids: idmap::mapping(at.1, invoker.gid, sub_g),
+    })
+}
+
 /// Run the sandbox described by `policy` and return the exit code ags should exit with:
 /// the command's status, or 128 + the signal that killed it.
 ///
@@ -184,33 +221,8 @@ pub fn run(
         holder: None,
     };
 
-    // Id maps: the invoking user is the container user; the rest comes from subordinate ids.
     let privileged = invoker.uid == 0;
-    let sub_u = idmap::read_subid(&opts.subuid_file, invoker.name.as_deref(), invoker.uid)?;
-    let sub_g = idmap::read_subid(&opts.subgid_file, invoker.name.as_deref(), invoker.uid)?;
-    let helpers = privileged || which("newuidmap") && which("newgidmap");
-    let (sub_u, sub_g) = match (sub_u, sub_g) {
-        (Some(u), Some(g)) if helpers => (Some(u), Some(g)),
-        (Some(_), Some(_)) => {
-            warn(Warning::SingleIdMap(
-                "newuidmap/newgidmap are not installed: only your own user is mapped into the sandbox".into(),
-            ));
-            (None, None)
-        }
-        _ => {
-            if !privileged {
-                warn(Warning::SingleIdMap(format!(
-                    "no range for {} in /etc/subuid and /etc/subgid: only your own user is mapped into the sandbox",
-                    invoker.name.as_deref().unwrap_or("this user")
-                )));
-            }
-            (None, None)
-        }
-    };
-    let maps = IdMaps {
-        uids: idmap::mapping(policy.uid, invoker.uid, sub_u),
-        gids: idmap::mapping(policy.gid, invoker.gid, sub_g),
-    };
+    let maps = id_maps(invoker, opts, policy.host_user_at, warn)?;
 
     let delegation = cgroups::detect();
     let mut nproc = None;
@@ -348,7 +360,7 @@ pub fn run(
         .with_root_path(state.youki_root())
         .map_err(|source| RunError::Container {
             what: "use its state directory",
-            source,
+            source: Box::new(source),
         })?;
     if policy.tty {
         builder = builder.with_console_socket(Some(run.path.join("console.sock")));
@@ -360,7 +372,7 @@ pub fn run(
         .build()
         .map_err(|source| RunError::Container {
             what: "create the sandbox",
-            source,
+            source: Box::new(source),
         })?;
     if let Delegation::None {
         layout: Layout::Legacy { hierarchies },
@@ -428,7 +440,7 @@ pub fn run(
         .start()
         .map_err(|source| RunError::Container {
             what: "start the sandbox",
-            source,
+            source: Box::new(source),
         })?;
 
     let code = supervise(init, &sfd, master.as_ref())?;

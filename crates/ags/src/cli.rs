@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in a sandbox whose root is a directory.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check that this host can run rootless sandboxes, with a fix for each problem.
     Doctor,
     /// Print a shell completion script.

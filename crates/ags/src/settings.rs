@@ -66,7 +66,7 @@ pub fn parse_cpus(s: &str) -> Result<u64, InputError> {
             format!("{s:?} is not a number of CPUs (example: 1.5)"),
         )
     })?;
-    if !v.is_finite() || v < 0.01 || v > 4096.0 {
+    if !v.is_finite() || !(0.01..=4096.0).contains(&v) {
         return Err(bad(
             "--cpus",
             format!("{s:?} must be between 0.01 and 4096"),
@@ -143,6 +143,8 @@ pub fn run_settings(
     if let Some(u) = &args.user {
         let (uid, gid) = parse_user(u)?;
         policy.with_user(uid, gid);
+        // With a directory rootfs (the caller's own files), the chosen user is the caller.
+        policy.host_user_at = (uid, gid);
     }
     policy.hostname = args.hostname.clone();
     if policy.hostname.is_empty()

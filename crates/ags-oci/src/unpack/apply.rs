@@ -18,9 +18,7 @@ use std::path::{Path, PathBuf};
 
 use pathrs::Root;
 use pathrs::error::ErrorKind as PathrsErrorKind;
-use rustix::fs::{
-    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags,
-};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use tar::EntryType;
 
@@ -31,13 +29,14 @@ use super::fsops::{
 };
 use super::{UnpackError, UnpackOptions, UnpackStats};
 
+mod meta;
+mod whiteout;
+
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
 /// Notes kept in [`UnpackStats::notes`]; the rest are only counted.
 const MAX_NOTES: usize = 64;
-/// Largest xattr value Linux accepts (`XATTR_SIZE_MAX`).
-const XATTR_SIZE_MAX: usize = 65536;
 
 /// A directory whose mode (and mtime) is applied when the layer is done.
 #[derive(Debug, Clone, Copy)]
@@ -47,14 +46,6 @@ struct DeferredDir {
     /// Resolve a final symlink (in-root) when applying: used for restoring the mode of a
     /// lower-layer directory reached through a symlink, never for the layer's own entries.
     follow: bool,
-}
-
-/// Metadata of one entry, read from the tar header and its PAX records.
-struct Meta {
-    mode: u32,
-    owner: Option<(Uid, Gid)>,
-    mtime: Timespec,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 pub(crate) struct Unpacker<'o> {
@@ -479,212 +470,6 @@ impl<'o> Unpacker<'o> {
         Ok(())
     }
 
-    /// `.wh.NAME` removes NAME from lower layers; `.wh..wh..opq` empties the directory of
-    /// lower-layer content.
-    fn whiteout(&mut self, path: &EntryPath, name: &[u8], raw: &[u8]) -> Result<(), UnpackError> {
-        let parent = path.parent();
-        if name == WHITEOUT_OPAQUE {
-            // The opaque directory exists in this layer, so create it when missing.
-            let dir = self
-                .open_dir(&parent, true)?
-                .ok_or_else(|| invalid(raw, "opaque directory cannot be created"))?;
-            self.mark_created(&parent);
-            self.clear_opaque(dir.as_fd(), &parent)?;
-            self.stats.opaque_dirs += 1;
-            return Ok(());
-        }
-        let victim_name = &name[WHITEOUT_PREFIX.len()..];
-        match victim_name {
-            b"" => return Err(invalid(raw, "whiteout without a name")),
-            b"." | b".." => return Err(invalid(raw, "whiteout of `.` or `..`")),
-            _ => {}
-        }
-        let victim = parent.join(victim_name);
-        if self.created.contains(&victim) {
-            self.stats.same_layer_whiteouts += 1;
-            return Ok(());
-        }
-        // The parent is resolved in-root: a symlinked parent is followed inside the rootfs
-        // only. A missing parent means there is nothing to remove.
-        let Some(dir) = self.open_dir(&parent, false)? else {
-            return Ok(());
-        };
-        self.make_writable(dir.as_fd(), &parent);
-        if stat_nofollow(dir.as_fd(), victim_name)
-            .map_err(|e| self.fs_err("inspect", &victim, e))?
-            .is_none()
-        {
-            return Ok(());
-        }
-        fsops::remove_all_at(dir.as_fd(), victim_name)
-            .map_err(|e| self.fs_err("remove whited-out", &victim, e))?;
-        self.forget_deferred(&victim);
-        self.stats.whiteouts += 1;
-        Ok(())
-    }
-
-    /// Removes everything in `dir` that this layer did not create, recursing into
-    /// directories this layer created or kept so their lower-layer content goes too.
-    fn clear_opaque(&mut self, dir: BorrowedFd<'_>, path: &EntryPath) -> Result<(), UnpackError> {
-        self.make_writable(dir, path);
-        let mut names = Vec::new();
-        {
-            let readable = reopen_dir_readable(dir).map_err(|e| self.fs_err("open", path, e))?;
-            let mut entries = rfs::Dir::read_from(&readable)
-                .map_err(|e| self.fs_err("list", path, errno_io(e)))?;
-            while let Some(entry) = entries.read() {
-                let entry = entry.map_err(|e| self.fs_err("list", path, errno_io(e)))?;
-                let name = entry.file_name().to_bytes();
-                if name != b"." && name != b".." {
-                    names.push(name.to_vec());
-                }
-            }
-        }
-        for name in names {
-            let child = path.join(&name);
-            if !self.created.contains(&child) {
-                fsops::remove_all_at(dir, &name)
-                    .map_err(|e| self.fs_err("remove opaque-hidden", &child, e))?;
-                self.forget_deferred(&child);
-                continue;
-            }
-            let st = stat_nofollow(dir, &name).map_err(|e| self.fs_err("inspect", &child, e))?;
-            if st.as_ref().is_some_and(is_dir) {
-                let sub =
-                    open_dir_nofollow(dir, &name).map_err(|e| self.fs_err("open", &child, e))?;
-                self.clear_opaque(sub.as_fd(), &child)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the mode, owner, mtime and allowed xattrs of an entry.
-    fn meta<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        raw: &[u8],
-    ) -> Result<Meta, UnpackError> {
-        let header = entry.header();
-        let mode = header.mode().map_err(|_| invalid(raw, "unreadable mode"))? & 0o7777;
-        let owner = if self.opts.preserve_ownership {
-            let uid = header.uid().map_err(|_| invalid(raw, "unreadable uid"))?;
-            let gid = header.gid().map_err(|_| invalid(raw, "unreadable gid"))?;
-            // u32::MAX is chown's "leave unchanged" and no valid id.
-            let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
-                return Err(invalid(raw, "uid or gid out of range"));
-            };
-            if uid == u32::MAX || gid == u32::MAX {
-                return Err(invalid(raw, "uid or gid out of range"));
-            }
-            Some((Uid::from_raw(uid), Gid::from_raw(gid)))
-        } else {
-            None
-        };
-        let header_mtime = header.mtime().unwrap_or(0);
-        let mut mtime = Timespec {
-            tv_sec: i64::try_from(header_mtime).unwrap_or(i64::MAX),
-            tv_nsec: 0,
-        };
-        let mut xattrs = Vec::new();
-        let mut dropped = Vec::new();
-        if let Some(pax) = entry
-            .pax_extensions()
-            .map_err(|source| UnpackError::Read { source })?
-        {
-            for ext in pax {
-                let ext = ext.map_err(|_| invalid(raw, "malformed pax extended header"))?;
-                let key = ext.key_bytes();
-                if key == b"mtime" {
-                    if let Some(t) = parse_pax_time(ext.value_bytes()) {
-                        mtime = t;
-                    }
-                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    let value = ext.value_bytes();
-                    if xattr_allowed(name) && value.len() <= XATTR_SIZE_MAX {
-                        xattrs.push((name.to_vec(), value.to_vec()));
-                    } else {
-                        dropped.push(escape(name));
-                    }
-                } else if let Some(name) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
-                    dropped.push(escape(name));
-                }
-            }
-        }
-        for name in dropped {
-            self.stats.xattrs_dropped += 1;
-            self.note(format!("dropped xattr {name} of {}", escape(raw)));
-        }
-        Ok(Meta {
-            mode,
-            owner,
-            mtime,
-            xattrs,
-        })
-    }
-
-    /// Owner, xattrs, mode, mtime — in that order: chown clears setuid bits, and user xattrs
-    /// need write permission that the final mode may not grant.
-    fn apply_file_meta(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        path: &EntryPath,
-        meta: &Meta,
-    ) -> Result<(), UnpackError> {
-        if let Some((uid, gid)) = meta.owner {
-            let res = rfs::fchown(fd, Some(uid), Some(gid));
-            self.owner_result(res, path)?;
-        }
-        self.set_xattrs(fd, path, &meta.xattrs)?;
-        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))
-            .map_err(|e| self.fs_err("set mode of", path, errno_io(e)))?;
-        let times = Timestamps {
-            last_access: meta.mtime,
-            last_modification: meta.mtime,
-        };
-        rfs::futimens(fd, &times).map_err(|e| self.fs_err("set mtime of", path, errno_io(e)))?;
-        Ok(())
-    }
-
-    fn set_xattrs(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        path: &EntryPath,
-        xattrs: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<(), UnpackError> {
-        for (name, value) in xattrs {
-            match rfs::fsetxattr(fd, name.as_slice(), value, XattrFlags::empty()) {
-                Ok(()) => {}
-                // The filesystem under the store has no user xattrs: drop, but say so.
-                Err(Errno::OPNOTSUPP) => {
-                    self.stats.xattrs_dropped += 1;
-                    self.note(format!(
-                        "dropped xattr {} of {path}: not supported by the filesystem",
-                        escape(name)
-                    ));
-                }
-                Err(e) => return Err(self.fs_err("set xattr on", path, errno_io(e))),
-            }
-        }
-        Ok(())
-    }
-
-    /// chown outcome policy (module docs): EINVAL = unmapped id, counted; anything else fails.
-    fn owner_result(
-        &mut self,
-        res: rustix::io::Result<()>,
-        path: &EntryPath,
-    ) -> Result<(), UnpackError> {
-        match res {
-            Ok(()) => Ok(()),
-            Err(Errno::INVAL) => {
-                self.stats.unmapped_owners += 1;
-                self.note(format!("kept caller ownership of {path}: id not mapped"));
-                Ok(())
-            }
-            Err(e) => Err(self.fs_err("change owner of", path, errno_io(e))),
-        }
-    }
-
     /// Resolves `dir` inside the rootfs (following symlinks in-root) to an `O_PATH` fd.
     /// With `create`, missing components are created (mode 0755); without, a missing
     /// directory is `Ok(None)`.
@@ -868,14 +653,6 @@ impl<'o> Unpacker<'o> {
     }
 }
 
-/// Only `user.*` xattrs are applied (see the module docs for what is dropped and why).
-fn xattr_allowed(name: &[u8]) -> bool {
-    name.len() > b"user.".len()
-        && name.len() <= 255
-        && name.starts_with(b"user.")
-        && !name.contains(&0)
-}
-
 fn refuse_root(path: &EntryPath, raw: &[u8], what: &str) -> Result<(), UnpackError> {
     if path.is_root() {
         // umoci CVE-2021-29136: replacing the root with a symlink redirected every later
@@ -916,76 +693,5 @@ fn pathrs_io(e: pathrs::error::Error) -> io::Error {
     match errno_of(&e) {
         Some(errno) => io::Error::from_raw_os_error(errno),
         None => io::Error::other(e.to_string()),
-    }
-}
-
-/// Parses a pax time (`seconds[.fraction]`, possibly negative).
-fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
-    let s = std::str::from_utf8(value).ok()?;
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: i64 = secs.parse().ok()?;
-    let mut nanos: i64 = 0;
-    for (i, b) in frac.bytes().take(9).enumerate() {
-        nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
-    }
-    Some(if neg && nanos > 0 {
-        Timespec {
-            tv_sec: -secs - 1,
-            tv_nsec: 1_000_000_000 - nanos,
-        }
-    } else if neg {
-        Timespec {
-            tv_sec: -secs,
-            tv_nsec: 0,
-        }
-    } else {
-        Timespec {
-            tv_sec: secs,
-            tv_nsec: nanos,
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_times() {
-        let t = parse_pax_time(b"1700000000.5").unwrap();
-        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
-        let t = parse_pax_time(b"-1.25").unwrap();
-        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 750_000_000));
-        let t = parse_pax_time(b"42").unwrap();
-        assert_eq!((t.tv_sec, t.tv_nsec), (42, 0));
-        for bad in [&b""[..], b".5", b"1.x", b"abc", b"99999999999999999999999"] {
-            assert!(parse_pax_time(bad).is_none(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn xattr_allowlist() {
-        assert!(xattr_allowed(b"user.mime_type"));
-        for bad in [
-            &b"user."[..],
-            b"security.capability",
-            b"security.selinux",
-            b"trusted.overlay.opaque",
-            b"trusted.overlay.redirect",
-            b"system.posix_acl_access",
-            b"User.x",
-        ] {
-            assert!(!xattr_allowed(bad), "{}", escape(bad));
-        }
     }
 }
