@@ -163,6 +163,16 @@ impl Holder {
         })
     }
 
+    /// The sandbox has exited and been reaped: hand the rest of the teardown (pasta,
+    /// cgroups, state directories) to the holder and return at once. The holder lives in
+    /// the host's mount namespace, where the overlay mount point of the run directory is
+    /// a plain empty directory, so it can remove the run directory without unmounting
+    /// anything; and ags's exit status reaches its caller without waiting for it.
+    pub fn detach_cleanup(mut self) {
+        let _ = self.send(b"c");
+        self.ctl = None;
+    }
+
     /// The run is over and cleaned up: let the holder exit and reap it.
     pub fn finish(mut self) {
         let _ = self.send(b"q");
@@ -243,6 +253,8 @@ fn watch(ctl: &mut std::fs::File, cleanup: &Cleanup) -> i32 {
                 }
             }
             Ok(1) if tag[0] == b'q' => return 0,
+            // Clean up as if ags had died; ags has already reaped init.
+            Ok(1) if tag[0] == b'c' => break,
             Ok(1) => {}
             // End of file or error: ags is gone without saying goodbye.
             _ => break,

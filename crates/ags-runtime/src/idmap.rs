@@ -165,9 +165,12 @@ impl IdMaps {
     /// so that nobody inside can drop a supplementary group that guards a file.
     pub fn apply(&self, pid: i32, privileged: bool) -> Result<(), IdMapError> {
         if self.is_multi() && !privileged {
-            run_helper("newuidmap", pid, &self.uids)?;
-            run_helper("newgidmap", pid, &self.gids)?;
-            return Ok(());
+            // The two helpers are independent: run them side by side.
+            let uid = spawn_helper("newuidmap", pid, &self.uids)?;
+            let gid = spawn_helper("newgidmap", pid, &self.gids);
+            let uid = finish_helper("newuidmap", pid, uid);
+            let gid = gid.and_then(|g| finish_helper("newgidmap", pid, g));
+            return uid.and(gid);
         }
         if !privileged {
             write_proc(pid, "setgroups", "deny")?;
@@ -190,7 +193,11 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<(), IdMapError> {
     fs::write(&path, content).map_err(|e| IdMapError::Write { path, source: e })
 }
 
-fn run_helper(helper: &'static str, pid: i32, ranges: &[IdRange]) -> Result<(), IdMapError> {
+fn spawn_helper(
+    helper: &'static str,
+    pid: i32,
+    ranges: &[IdRange],
+) -> Result<std::process::Child, IdMapError> {
     let mut cmd = std::process::Command::new(helper);
     cmd.arg(pid.to_string());
     for r in ranges {
@@ -200,8 +207,20 @@ fn run_helper(helper: &'static str, pid: i32, ranges: &[IdRange]) -> Result<(), 
             r.count.to_string(),
         ]);
     }
-    let out = cmd
-        .output()
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| IdMapError::Spawn { helper, source: e })
+}
+
+fn finish_helper(
+    helper: &'static str,
+    pid: i32,
+    child: std::process::Child,
+) -> Result<(), IdMapError> {
+    let out = child
+        .wait_with_output()
         .map_err(|e| IdMapError::Spawn { helper, source: e })?;
     if !out.status.success() {
         return Err(IdMapError::Helper {

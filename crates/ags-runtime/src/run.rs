@@ -208,6 +208,7 @@ pub fn run(
     warn: &mut dyn FnMut(Warning),
 ) -> Result<i32, RunError> {
     check_rootfs(&policy.rootfs)?;
+    tracing::debug!("phase: start");
     let state = StateDir::open(opts.state_base.clone())?;
     state.cleanup_stale();
     let run = state.new_run()?;
@@ -275,6 +276,7 @@ pub fn run(
         },
     )
     .map_err(RunError::Holder)?;
+    tracing::debug!("phase: holder ready");
     let netns = own_netns.then(|| holder.netns_path());
     let holder_pid = holder.pid();
     teardown.holder = Some(holder);
@@ -319,6 +321,10 @@ pub fn run(
     {
         cgroups::fake_v1_hierarchy(hierarchies, &run.id)?;
     }
+    tracing::debug!("phase: namespaces joined");
+    if let Err(e) = crate::seccomp::steer_pathrs_away_from_procfs_clones() {
+        tracing::debug!("cannot install the procfs-clone filter (only slower): {e}");
+    }
     let mut policy = policy.clone();
     if let Some(merged) = overlay_root(&policy.rootfs, &run.path) {
         teardown.overlay = Some(merged.clone());
@@ -351,6 +357,7 @@ pub fn run(
         }
     })?;
 
+    tracing::debug!("phase: spec written");
     let console = if policy.tty {
         Some(tty::console_listener(&run.path.join("console.sock"))?)
     } else {
@@ -383,6 +390,7 @@ pub fn run(
         // rmdir(2) at delete time succeeds at once instead of retrying.
         cgroups::empty_fake_v1_hierarchy(hierarchies, &run.id);
     }
+    tracing::debug!("phase: container built");
     let init = container.pid().ok_or(RunError::Sys {
         what: "the sandbox has no init process",
         source: nix::Error::ESRCH,
@@ -443,9 +451,12 @@ pub fn run(
             source: Box::new(source),
         })?;
 
+    tracing::debug!("phase: started");
     let code = supervise(init, &sfd, master.as_ref())?;
+    tracing::debug!("phase: exited");
     drop(raw);
-    teardown.finish();
+    teardown.after_exit();
+    tracing::debug!("phase: torn down");
     Ok(code)
 }
 
@@ -469,6 +480,22 @@ struct Teardown {
 }
 
 impl Teardown {
+    /// The normal end: init has exited and been reaped, so its PID namespace and every
+    /// process in it are gone. libcontainer's delete() would only re-derive the cgroup
+    /// paths (slowly) and remove directories; the holder does that instead, after ags has
+    /// returned.
+    fn after_exit(&mut self) {
+        self.container = None;
+        self.overlay = None;
+        self.pasta_pid = None;
+        if let Some(h) = self.holder.take() {
+            h.detach_cleanup();
+        }
+        self.youki_dir = PathBuf::new();
+        self.run_dir = PathBuf::new();
+        self.cgroups.clear();
+    }
+
     fn finish(&mut self) {
         if let Some(mut c) = self.container.take() {
             let _ = c.delete(true);
@@ -477,6 +504,9 @@ impl Teardown {
             network::stop_pasta(&p);
         }
         crate::holder::remove_cgroups(&self.cgroups);
+        if self.run_dir.as_os_str().is_empty() {
+            return;
+        }
         // Detach the overlay first: removing the run directory must never walk into the
         // merged view of the rootfs.
         if let Some(m) = self.overlay.take()

@@ -181,6 +181,43 @@ fn architectures() -> Vec<&'static str> {
     }
 }
 
+/// The sentinel directory fd libpathrs passes to `open_tree(2)` when it clones `/proc` for
+/// a private procfs handle (an absolute path makes the fd irrelevant).
+const PATHRS_SENTINEL_FD: u64 = (-9i32) as u32 as u64;
+
+/// Make libpathrs inside libcontainer use its plain `/proc` fallback in this process and its
+/// children, instead of cloning the procfs mount with `open_tree(OPEN_TREE_CLONE)`.
+///
+/// Why: libcontainer's cgroup code asks pathrs for a fresh procfs handle dozens of times per
+/// container (per controller, at create and delete). Once ags owns its mount namespace
+/// (it does, for the overlay root) each of those clones succeeds, and releasing each cloned
+/// mount waits for an RCU grace period: together tens of milliseconds per start. The
+/// fallback opens the host's `/proc`, which in ags's private namespace is the real procfs
+/// (pathrs checks its magic number either way).
+///
+/// The filter matches only `open_tree` with pathrs' sentinel fd; libcontainer's own bind
+/// mounts (`open_tree(AT_FDCWD or a real fd, ...)`) are untouched. The container inherits
+/// this filter under its own, which already refuses `open_tree`. Loading it needs
+/// CAP_SYS_ADMIN in the current user namespace (seccomp(2)); ags has that after joining
+/// the sandbox's namespace, so no_new_privs is not set on ags itself.
+pub fn steer_pathrs_away_from_procfs_clones() -> Result<(), libseccomp::error::SeccompError> {
+    use libseccomp::{
+        ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterAttr, ScmpFilterContext, ScmpSyscall,
+    };
+    let mut f = ScmpFilterContext::new(ScmpAction::Allow)?;
+    f.set_filter_attr(ScmpFilterAttr::CtlNnp, 0)?;
+    f.add_rule_conditional(
+        ScmpAction::Errno(libc::EPERM),
+        ScmpSyscall::from_name("open_tree")?,
+        &[ScmpArgCompare::new(
+            0,
+            ScmpCompareOp::MaskedEqual(0xFFFF_FFFF),
+            PATHRS_SENTINEL_FD,
+        )],
+    )?;
+    f.load()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
