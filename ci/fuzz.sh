@@ -6,8 +6,8 @@
 # Builds the libFuzzer targets on *stable* Rust (no nightly, no cargo-fuzz): the
 # instrumentation cargo-fuzz would add is passed by hand in RUSTFLAGS and `--target` keeps it
 # away from build scripts and proc macros; libFuzzer itself comes from the libfuzzer-sys crate,
-# built with the C++ compiler through cc. Needs only the Rust toolchain, gcc/g++ and the
-# crates.io index. Then it seeds each target with a few valid inputs generated below (in a
+# built with the C++ compiler through cc. Needs only the Rust stable toolchain, a C++
+# compiler (Debian: g++) and the crates.io index. Then it seeds each target with a few valid inputs generated below (in a
 # temporary directory) and runs it for $FUZZ_SECONDS seconds. Set FUZZ_CORPUS_DIR to keep
 # the corpora (one subdirectory per target) across runs, e.g. in a CI cache; the seeds are
 # (re)added to it each time.
@@ -45,6 +45,13 @@ fi
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 # --- build -------------------------------------------------------------------------------
+for tool in cargo rustc "${CXX:-c++}"; do
+    command -v "$tool" >/dev/null || {
+        echo "fuzz.sh: '$tool' not found (needs the Rust toolchain and a C++ compiler for" \
+            "libFuzzer; on Debian: apt-get install g++)" >&2
+        exit 2
+    }
+done
 host=$(rustc -vV | sed -n 's/^host: //p')
 target_dir="$PWD/$fuzz_dir/target"
 bin_dir="$target_dir/$host/release"
@@ -226,8 +233,9 @@ for t in "${targets[@]}"; do
         failed+=("$t")
         crash=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n1)
         echo "fuzz: $t: FAILED (exit $status), ${runs:-?} runs; input: ${crash:-none written}"
-        # The panic message and the libFuzzer report, for the CI log.
-        grep -v -e '^#[0-9]' -e '^INFO:' "$log" | tail -n 40 >&2
+        # The panic message, backtrace and libFuzzer report for the CI log, without the
+        # progress lines.
+        grep -v -e '^#[0-9]' -e '^INFO:' "$log" | head -n 200 >&2
     fi
 done
 

@@ -55,7 +55,7 @@ user=${AGS_TEST_USER:-agstest}
 packages=(
     libseccomp-dev pkg-config uidmap passt slirp4netns busybox-static bubblewrap runc crun
     podman docker-registry skopeo umoci buildah hyperfine debootstrap apache2-utils openssl
-    iproute2 socat strace procps git ca-certificates curl python3 catatonit
+    iproute2 socat strace procps git ca-certificates curl python3 catatonit time
 )
 # More packages for a particular job (for example shellcheck for a lint job).
 read -r -a extra_packages <<<"${AGS_CI_EXTRA_PACKAGES:-}"

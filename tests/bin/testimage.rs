@@ -463,7 +463,11 @@ fn push(a: &PushArgs) -> Result<Digest> {
         diff_ids.push(built.diff_id.to_string());
         history.push(serde_json::json!({
             "created": created,
-            "created_by": format!("ags-testimage {}", spec.arg),
+            "created_by": format!(
+                "ags-testimage {} ({})",
+                spec.items.iter().map(Item::describe).collect::<Vec<_>>().join("+"),
+                spec.options.compression.name()
+            ),
         }));
     }
 

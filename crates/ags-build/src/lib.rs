@@ -46,4 +46,5 @@ pub mod cache_key;
 pub mod expand;
 pub mod ignore;
 pub mod parser;
+pub mod rootfs;
 pub mod stages;

@@ -15,16 +15,66 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     max_term_width = 100
 )]
 pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file [default: $XDG_CONFIG_HOME/ags/config.toml].
+    #[arg(long, global = true, env = "AGS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Image store directory [default: $XDG_DATA_HOME/ags].
+    #[arg(long, global = true, env = "AGS_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
 /// ags commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a command in a sandbox whose root is a directory.
+    /// Run a command in a sandbox, from an image or a root directory.
     Run(Box<RunArgs>),
+    /// Pull an image from a registry and unpack it.
+    Pull {
+        /// Image reference, e.g. debian:12 or registry.example:5000/team/img@sha256:...
+        reference: String,
+        /// Platform to pick from a multi-platform image, os/arch[/variant] [default: this host].
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
+    },
+    /// List the images in the store.
+    Images,
+    /// Remove images and reclaim what only they used.
+    Rmi {
+        /// Image references.
+        #[arg(required = true)]
+        references: Vec<String>,
+    },
+    /// Remove blobs and root filesystems that no image refers to.
+    Gc,
+    /// Log in to a registry (writes the containers auth file).
+    Login {
+        /// Registry host, e.g. ghcr.io or 127.0.0.1:5000.
+        registry: String,
+        /// User name.
+        #[arg(short, long)]
+        username: String,
+        /// Read the password from stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a registry's credentials from the containers auth file.
+    Logout {
+        /// Registry host.
+        registry: String,
+    },
     /// Check that this host can run rootless sandboxes, with a fix for each problem.
     Doctor,
     /// Print a shell completion script.
@@ -60,9 +110,17 @@ pub enum NetworkArg {
 /// `ags run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Root filesystem directory of the sandbox (mounted read-only).
-    #[arg(long, value_name = "DIR")]
-    pub rootfs: PathBuf,
+    /// Root filesystem directory of the sandbox (mounted read-only), instead of an image.
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Image to run (pulled first when not in the store).
+    #[arg(value_name = "IMAGE", required_unless_present = "rootfs")]
+    pub image: Option<String>,
+
+    /// Platform of the image, os/arch[/variant] [default: this host].
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
 
     /// Bind-mount a host path: HOST:CONTAINER[:ro|rw] (repeatable).
     #[arg(short = 'v', long = "volume", value_name = "HOST:CTR[:ro]")]
@@ -108,8 +166,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub tty: TtyArg,
 
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments [default: the image's entrypoint and command].
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 

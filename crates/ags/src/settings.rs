@@ -7,7 +7,7 @@ use ags_runtime::policy::{Access, Limits, NetworkMode, SandboxPolicy};
 
 use crate::cli::{NetworkArg, RunArgs, TtyArg};
 
-/// Bad user input, with the flag it came from.
+/// Bad user input, with the flag (or argument) it came from.
 #[derive(Debug)]
 pub struct InputError {
     /// The flag.
@@ -113,32 +113,19 @@ pub fn limits(
     Ok(l)
 }
 
-/// Resolved `ags run` settings.
-#[derive(Debug)]
-pub struct RunSettings {
-    /// The policy to run.
-    pub policy: SandboxPolicy,
-}
-
-/// Build the policy for `ags run` from its flags.
-pub fn run_settings(
-    args: &RunArgs,
-    stdin_is_tty: bool,
-    host_env: &dyn Fn(&str) -> Option<String>,
-) -> Result<RunSettings, anyhow::Error> {
-    let rootfs = args
-        .rootfs
+/// The base policy for `ags run --rootfs DIR -- CMD`.
+pub fn rootfs_policy(rootfs: &Path, args: &RunArgs) -> Result<SandboxPolicy, anyhow::Error> {
+    let root = rootfs
         .canonicalize()
-        .map_err(|e| bad("--rootfs", format!("{}: {e}", args.rootfs.display())))?;
-    if !rootfs.is_dir() {
-        return Err(bad(
-            "--rootfs",
-            format!("{} is not a directory", rootfs.display()),
-        )
-        .into());
+        .map_err(|e| bad("--rootfs", format!("{}: {e}", rootfs.display())))?;
+    if !root.is_dir() {
+        return Err(bad("--rootfs", format!("{} is not a directory", root.display())).into());
+    }
+    if args.command.is_empty() {
+        return Err(bad("CMD", "give the command to run after --").into());
     }
     let limits = limits(args.memory.as_deref(), args.pids, args.cpus.as_deref())?;
-    let mut policy = SandboxPolicy::new(rootfs, args.command.clone(), limits)
+    let mut policy = SandboxPolicy::new(root, args.command.clone(), limits)
         .map_err(|e| bad("CMD", e.to_string()))?;
     if let Some(u) = &args.user {
         let (uid, gid) = parse_user(u)?;
@@ -146,6 +133,118 @@ pub fn run_settings(
         // With a directory rootfs (the caller's own files), the chosen user is the caller.
         policy.host_user_at = (uid, gid);
     }
+    Ok(policy)
+}
+
+/// The base policy for `ags run IMAGE [-- CMD]`: the image's entrypoint, command,
+/// environment, working directory and user, under the same sandbox.
+pub fn image_policy(
+    rootfs: PathBuf,
+    config: &ags_oci::manifest::ImageConfig,
+    args: &RunArgs,
+    limits: Limits,
+) -> Result<SandboxPolicy, anyhow::Error> {
+    let mut argv = config.entrypoint.clone();
+    if args.command.is_empty() {
+        argv.extend(config.cmd.iter().cloned());
+    } else {
+        argv.extend(args.command.iter().cloned());
+    }
+    if argv.is_empty() {
+        return Err(bad(
+            "CMD",
+            "the image has no entrypoint or command: give one after --",
+        )
+        .into());
+    }
+    let mut policy =
+        SandboxPolicy::new(rootfs.clone(), argv, limits).map_err(|e| bad("CMD", e.to_string()))?;
+    let user = match &args.user {
+        Some(u) => Some(parse_user(u)?),
+        None => config
+            .user
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .map(|u| resolve_image_user(&rootfs, u))
+            .transpose()?,
+    };
+    // An image without USER runs as its root, as in other engines; root here is a
+    // subordinate id with no capabilities.
+    let (uid, gid) = user.unwrap_or((0, 0));
+    policy.with_user(uid, gid);
+    for kv in &config.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            policy
+                .set_env(k, v)
+                .map_err(|e| bad("IMAGE", format!("image environment: {e}")))?;
+        }
+    }
+    if let Some(w) = config.working_dir.as_deref().filter(|w| !w.is_empty()) {
+        policy
+            .set_cwd(w)
+            .map_err(|e| bad("IMAGE", format!("image working directory: {e}")))?;
+    }
+    Ok(policy)
+}
+
+/// Resolve an image's `User` (`name`, `uid`, `name:group`, `uid:gid`) against its own
+/// /etc/passwd and /etc/group.
+fn resolve_image_user(rootfs: &Path, spec: &str) -> Result<(u32, u32), InputError> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let read = |f: &str| std::fs::read_to_string(rootfs.join(f)).unwrap_or_default();
+    let lookup = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.split(':').next() == Some(name))
+            .and_then(|l| {
+                Some((
+                    l.split(':').nth(2)?.parse::<u32>().ok()?,
+                    l.split(':').nth(3).and_then(|g| g.parse::<u32>().ok()),
+                ))
+            })
+    };
+    let passwd = read("etc/passwd");
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(n) => (n, None),
+        Err(_) => lookup(&passwd, u).ok_or_else(|| {
+            bad(
+                "IMAGE",
+                format!("image user {u:?} is not in its /etc/passwd"),
+            )
+        })?,
+    };
+    let gid = match g {
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup(&read("etc/group"), g)
+                .map(|(id, _)| id)
+                .ok_or_else(|| {
+                    bad(
+                        "IMAGE",
+                        format!("image group {g:?} is not in its /etc/group"),
+                    )
+                })?,
+        },
+        None => primary.unwrap_or(uid),
+    };
+    if uid > 65535 || gid > 65535 {
+        return Err(bad(
+            "IMAGE",
+            format!("image user {spec:?}: ids above 65535 are not mapped"),
+        ));
+    }
+    Ok((uid, gid))
+}
+
+/// Apply the flags every `ags run` shares, after the base policy.
+pub fn apply_flags(
+    policy: &mut SandboxPolicy,
+    args: &RunArgs,
+    stdin_is_tty: bool,
+    host_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), anyhow::Error> {
     policy.hostname = args.hostname.clone();
     if policy.hostname.is_empty()
         || policy.hostname.len() > 64
@@ -199,7 +298,7 @@ pub fn run_settings(
     if let Some(w) = &args.workdir {
         policy.set_cwd(w).map_err(|e| bad("-w", e.to_string()))?;
     }
-    Ok(RunSettings { policy })
+    Ok(())
 }
 
 fn parse_user(s: &str) -> Result<(u32, u32), InputError> {

@@ -253,6 +253,40 @@ impl Item {
     }
 }
 
+impl Item {
+    /// A description without host paths or contents, for the config's history: the
+    /// config digest must not depend on where the rootfs happened to be on the host.
+    pub fn describe(&self) -> String {
+        match self {
+            Item::Dir { dest, .. } => format!("dir:{}", if dest.is_empty() { "/" } else { dest }),
+            Item::Random { size, name } => match name {
+                Some(n) => format!("random:{size}:{n}"),
+                None => format!("random:{size}"),
+            },
+            Item::File {
+                path,
+                mode,
+                content,
+            } => format!("file:{path}:{mode:04o} ({} bytes)", content.len()),
+            Item::Mkdir { path, mode } => format!("mkdir:{path}:{mode:04o}"),
+            Item::Symlink { path, target } => format!("symlink:{path}={target}"),
+            Item::Hardlink { path, target } => format!("hardlink:{path}={target}"),
+            Item::Whiteout { path } => format!("whiteout:{path}"),
+            Item::Opaque { dir } => format!("opaque:{dir}"),
+            Item::Fifo { path } => format!("fifo:{path}"),
+            Item::Device {
+                path,
+                block,
+                major,
+                minor,
+            } => format!(
+                "{}:{path}={major}:{minor}",
+                if *block { "blockdev" } else { "chardev" }
+            ),
+        }
+    }
+}
+
 /// The per-layer settings (`--compression`, `--owner`, `--raw-names`).
 #[derive(Clone, Debug)]
 pub struct LayerOptions {

@@ -2,14 +2,35 @@
 
 mod completions;
 mod doctor;
+mod gc;
+mod images;
+mod login;
+mod pull;
+mod rmi;
 mod run;
+
+use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 
 /// Execute a parsed command line and return the exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let g = &cli.global;
     match cli.command {
-        Command::Run(args) => run::execute(&args),
+        Command::Run(args) => run::execute(g, &args),
+        Command::Pull {
+            reference,
+            platform,
+        } => pull::execute(g, &reference, platform.as_deref()),
+        Command::Images => images::execute(g),
+        Command::Rmi { references } => rmi::execute(g, &references),
+        Command::Gc => gc::execute(g),
+        Command::Login {
+            registry,
+            username,
+            password_stdin,
+        } => login::login(g, &registry, &username, password_stdin),
+        Command::Logout { registry } => login::logout(&registry),
         Command::Doctor => doctor::execute(),
         Command::Completions { shell } => completions::execute(shell),
     }
@@ -36,7 +57,6 @@ pub fn invoker() -> ags_runtime::run::Invoker {
 /// that link point at an immutable anonymous file instead. youki does the same in its own
 /// `main`, which is why libcontainer, as a library, cannot do it for us.
 pub fn seal_self() -> anyhow::Result<()> {
-    use anyhow::Context;
     pentacle::ensure_sealed().context(
         "cannot re-execute from a sealed copy of the ags binary (CVE-2019-5736 protection)",
     )
@@ -46,4 +66,40 @@ pub fn seal_self() -> anyhow::Result<()> {
 pub fn state_base() -> std::path::PathBuf {
     let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
     ags_runtime::state::default_base(xdg.as_deref(), nix::unistd::geteuid().as_raw())
+}
+
+/// Print each warning once per process.
+pub fn warn_once() -> impl FnMut(ags_runtime::run::Warning) {
+    let mut seen = std::collections::HashSet::new();
+    move |w| {
+        let msg = match w {
+            ags_runtime::run::Warning::SingleIdMap(m) => m,
+            ags_runtime::run::Warning::NoCgroupDelegation(m) => format!(
+                "resource limits degraded: {m}; memory/CPU limits are not enforced and processes are capped with RLIMIT_NPROC (see `ags doctor`)"
+            ),
+        };
+        if seen.insert(msg.clone()) {
+            eprintln!("warning: {msg}");
+        }
+    }
+}
+
+/// The id maps images are unpacked and run with: the invoking user is container uid/gid
+/// 1000 ("dev"), the other ids come from its subordinate ranges.
+pub fn image_maps() -> anyhow::Result<(ags_runtime::idmap::IdMaps, bool)> {
+    let me = invoker();
+    let opts = ags_runtime::run::RunOptions::default();
+    let maps = ags_runtime::run::id_maps(&me, &opts, (1000, 1000), &mut warn_once())
+        .context("cannot work out the user namespace mapping")?;
+    Ok((maps, me.uid == 0))
+}
+
+/// Unpack an image's layers into its shared root filesystem, if not done yet.
+pub fn unpack(
+    imgs: &crate::images::Images,
+    image: &ags_oci::store::PulledImage,
+) -> anyhow::Result<std::path::PathBuf> {
+    let (maps, privileged) = image_maps()?;
+    ags_build::rootfs::materialize(&imgs.store, image, &maps, privileged)
+        .with_context(|| format!("cannot prepare the root filesystem of {}", image.reference))
 }

@@ -1,33 +1,48 @@
-//! `ags run`: a command in a sandbox rooted at a directory.
+//! `ags run`: a command in a sandbox, from an image or a root directory.
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
 
-use crate::cli::RunArgs;
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::images::{self, Images};
 use crate::settings;
 
 /// Run the command and return its exit code.
-pub fn execute(args: &RunArgs) -> anyhow::Result<i32> {
-    super::seal_self()?;
+pub fn execute(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
     let env = |k: &str| std::env::var(k).ok();
-    let settings = settings::run_settings(args, std::io::stdin().is_terminal(), &env)?;
+    let tty = std::io::stdin().is_terminal();
+    let mut policy = match (&args.rootfs, &args.image) {
+        (Some(rootfs), _) => settings::rootfs_policy(rootfs, args)?,
+        (None, Some(image)) => {
+            let reference = images::parse_reference(image, "IMAGE")?;
+            let platform = images::parse_platform(args.platform.as_deref())?;
+            let limits = settings::limits(args.memory.as_deref(), args.pids, args.cpus.as_deref())?;
+            let imgs = Images::open(global)?;
+            let pulled = imgs.get_or_pull(&reference, &platform)?;
+            let rootfs = super::unpack(&imgs, &pulled)?;
+            let config = imgs
+                .store
+                .image_config(&pulled)
+                .with_context(|| format!("cannot read the config of {reference}"))?;
+            settings::image_policy(rootfs, &config, args, limits)?
+        }
+        (None, None) => unreachable!("clap requires IMAGE or --rootfs"),
+    };
+    settings::apply_flags(&mut policy, args, tty, &env)?;
+    // Seal only now: pulling may have started threads, and pentacle re-executes the
+    // process, which also leaves those behind before the sandbox is created.
+    super::seal_self()?;
     let opts = ags_runtime::run::RunOptions {
         state_base: super::state_base(),
         ..Default::default()
     };
-    let mut warn = |w: ags_runtime::run::Warning| match w {
-        ags_runtime::run::Warning::SingleIdMap(m) => eprintln!("warning: {m}"),
-        ags_runtime::run::Warning::NoCgroupDelegation(m) => eprintln!(
-            "warning: resource limits degraded: {m}; memory/CPU limits are not enforced and processes are capped with RLIMIT_NPROC (see `ags doctor`)"
-        ),
-    };
-    ags_runtime::run::run(&settings.policy, &super::invoker(), &opts, &mut warn).with_context(
+    ags_runtime::run::run(&policy, &super::invoker(), &opts, &mut super::warn_once()).with_context(
         || {
             format!(
                 "cannot run {:?} in {}",
-                args.command.join(" "),
-                settings.policy.rootfs.display()
+                policy.argv.join(" "),
+                policy.rootfs.display()
             )
         },
     )

@@ -1,0 +1,219 @@
+//! What image commands share: the store, the registry client built from the config file
+//! and the credential files, progress display, and "make sure this image is here and
+//! unpacked".
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ags_oci::Digest;
+use ags_oci::auth::{AuthFiles, default_auth_files};
+use ags_oci::platform::Platform;
+use ags_oci::reference::Reference;
+use ags_oci::registry::{ClientOptions, RegistryClient, RegistryConfig};
+use ags_oci::store::{PullOptions, PullProgress, PulledImage, Store, StoreError};
+use anyhow::{Context, Result};
+
+use crate::cli::GlobalArgs;
+use crate::settings::InputError;
+
+fn env_path(k: &str) -> Option<PathBuf> {
+    std::env::var_os(k)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The user's home directory.
+pub fn home() -> PathBuf {
+    env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The config file path: `--config`, else `$XDG_CONFIG_HOME/ags/config.toml`.
+pub fn config_path(global: &GlobalArgs) -> PathBuf {
+    global.config.clone().unwrap_or_else(|| {
+        env_path("XDG_CONFIG_HOME")
+            .unwrap_or_else(|| home().join(".config"))
+            .join("ags/config.toml")
+    })
+}
+
+/// The store directory: `--store`, else `$XDG_DATA_HOME/ags`.
+pub fn store_path(global: &GlobalArgs) -> PathBuf {
+    global.store.clone().unwrap_or_else(|| {
+        env_path("XDG_DATA_HOME")
+            .unwrap_or_else(|| home().join(".local/share"))
+            .join("ags")
+    })
+}
+
+/// `[registries]` from the config file, when there is one.
+pub fn registry_config(global: &GlobalArgs) -> Result<RegistryConfig> {
+    let path = config_path(global);
+    if !path.exists() {
+        return Ok(RegistryConfig::default());
+    }
+    let env: ags_agent::config::EnvMap = std::env::vars().collect();
+    let home = home();
+    let cfg = ags_agent::config::load_config(
+        &path,
+        ags_agent::config::HostContext {
+            home: &home,
+            env: &env,
+        },
+    )
+    .with_context(|| format!("cannot load {}", path.display()))?;
+    toml::Value::Table(cfg.registries)
+        .try_into()
+        .with_context(|| format!("invalid [registries] in {}", path.display()))
+}
+
+/// The credential files, in the order containers tools read them.
+pub fn auth_files() -> Vec<PathBuf> {
+    default_auth_files(
+        env_path("XDG_RUNTIME_DIR").as_deref(),
+        env_path("XDG_CONFIG_HOME").as_deref(),
+        Some(&home()),
+    )
+}
+
+/// The file `ags login` writes: the containers auth file.
+pub fn login_file() -> PathBuf {
+    match env_path("XDG_RUNTIME_DIR") {
+        Some(d) => d.join("containers/auth.json"),
+        None => env_path("XDG_CONFIG_HOME")
+            .unwrap_or_else(|| home().join(".config"))
+            .join("containers/auth.json"),
+    }
+}
+
+/// Store plus registry client.
+pub struct Images {
+    /// The content store.
+    pub store: Store,
+    /// The registry client.
+    pub client: RegistryClient,
+}
+
+impl Images {
+    /// Open the store and build the client.
+    pub fn open(global: &GlobalArgs) -> Result<Self> {
+        let path = store_path(global);
+        let store = Store::open(&path)
+            .with_context(|| format!("cannot open the image store {}", path.display()))?;
+        let creds = AuthFiles::new(auth_files(), std::env::var_os("PATH"));
+        let client = RegistryClient::new(
+            registry_config(global)?,
+            Arc::new(creds),
+            ClientOptions::default(),
+        );
+        Ok(Self { store, client })
+    }
+
+    /// Pull `reference` (with progress on a terminal).
+    pub fn pull(&self, reference: &Reference, platform: &Platform) -> Result<PulledImage> {
+        let progress: Arc<dyn PullProgress> = if std::io::stderr().is_terminal() {
+            Arc::new(Bars::default())
+        } else {
+            Arc::new(ags_oci::store::NoProgress)
+        };
+        let opts = PullOptions {
+            platform: platform.clone(),
+            progress,
+            ..PullOptions::default()
+        };
+        // The store's error already names the reference.
+        Ok(self.store.pull(&self.client, reference, &opts)?)
+    }
+
+    /// The image from the store, pulled first when absent.
+    pub fn get_or_pull(&self, reference: &Reference, platform: &Platform) -> Result<PulledImage> {
+        match self.store.get(reference, Some(platform)) {
+            Ok(img) => Ok(img),
+            Err(StoreError::NotFound(_)) => {
+                eprintln!("pulling {reference}");
+                self.pull(reference, platform)
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {reference} from the store")),
+        }
+    }
+}
+
+/// Parse an image reference from user input, naming where it came from on error.
+pub fn parse_reference(s: &str, flag: &'static str) -> Result<Reference, InputError> {
+    Reference::parse(s).map_err(|e| InputError {
+        flag,
+        message: e.to_string(),
+    })
+}
+
+/// Parse `--platform`, defaulting to the host's.
+pub fn parse_platform(s: Option<&str>) -> Result<Platform, InputError> {
+    match s {
+        None => Ok(Platform::host()),
+        Some(p) => Platform::parse(p).map_err(|e| InputError {
+            flag: "--platform",
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// One indicatif bar per layer.
+#[derive(Default)]
+struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<BTreeMap<String, indicatif::ProgressBar>>,
+}
+
+impl PullProgress for Bars {
+    fn layer_started(&self, digest: &Digest, total: u64) {
+        let bar = self.multi.add(indicatif::ProgressBar::new(total));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(digest.hex()[..12].to_owned());
+        if let Ok(mut b) = self.bars.lock() {
+            b.insert(digest.hex().to_owned(), bar);
+        }
+    }
+    fn layer_progress(&self, digest: &Digest, bytes: u64) {
+        if let Some(b) = self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|b| b.get(digest.hex()).cloned())
+        {
+            b.set_position(bytes);
+        }
+    }
+    fn layer_done(&self, digest: &Digest) {
+        if let Some(b) = self
+            .bars
+            .lock()
+            .ok()
+            .and_then(|b| b.get(digest.hex()).cloned())
+        {
+            b.finish();
+        }
+    }
+}
+
+/// Human-readable size.
+pub fn human(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}

@@ -1,0 +1,479 @@
+//! End-to-end tests of `ags pull`, `ags run IMAGE`, `ags images`, `ags rmi`, `ags gc`,
+//! `ags login`/`logout`, against Debian's docker-registry on 127.0.0.1, with images built
+//! and pushed by `ags-testimage` (no container engine involved). ags runs as the
+//! unprivileged test user.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ags_e2e::*;
+
+/// A registry started with ci/registry.sh, stopped on drop.
+struct Registry {
+    dir: tempfile::TempDir,
+    addr: String,
+    ca: Option<PathBuf>,
+}
+
+impl Registry {
+    fn start(mode: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ags-reg-")
+            .tempdir()
+            .unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let out = Command::new("bash")
+            .arg(workspace().join("ci/registry.sh"))
+            .args(["start", mode, &port.to_string()])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "registry: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(dir.path().join("registry.env")).unwrap();
+        let ca = env
+            .lines()
+            .find_map(|l| l.strip_prefix("REGISTRY_CA="))
+            .map(|v| v.trim_matches('"').to_owned())
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        if let Some(ca) = &ca {
+            // The test user reads the CA through the config file.
+            let copy = shared_dir().join(format!("ca-{port}.pem"));
+            std::fs::copy(ca, &copy).unwrap();
+            chown(&copy);
+            return Self {
+                dir,
+                addr: format!("127.0.0.1:{port}"),
+                ca: Some(copy),
+            };
+        }
+        Self {
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+            ca,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(workspace().join("ci/registry.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+fn shared_dir() -> PathBuf {
+    let d = PathBuf::from("/tmp/ags-e2e");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Push an image with ags-testimage; returns the digest it printed.
+fn push(reg: &Registry, repo_tag: &str, args: &[&str]) -> String {
+    let (repo, tag) = repo_tag.split_once(':').unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ags-testimage"));
+    cmd.args([
+        "push",
+        "--registry",
+        &reg.addr,
+        "--repo",
+        repo,
+        "--tag",
+        tag,
+    ]);
+    match &reg.ca {
+        Some(ca) => {
+            cmd.arg("--ca").arg(ca);
+        }
+        None => {
+            cmd.arg("--insecure");
+        }
+    }
+    cmd.args(args);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A private store + config for one test, owned by the test user.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(reg: &Registry, extra_toml: &str) -> Self {
+        let dir = user_tempdir();
+        let mut cfg = format!("[registries.hosts.\"{}\"]\n", reg.addr);
+        match &reg.ca {
+            Some(ca) => cfg.push_str(&format!("ca_files = [\"{}\"]\n", ca.display())),
+            None => cfg.push_str("insecure = true\n"),
+        }
+        cfg.push_str(extra_toml);
+        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+        chown(&dir.path().join("config.toml"));
+        Self { dir }
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let store = self.store();
+        let config = self.dir.path().join("config.toml");
+        let mut all = vec![
+            "--store",
+            store.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        ags(&all)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        output_within(self.cmd(args), Duration::from_secs(120))
+    }
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn busybox_layer() -> String {
+    format!("dir:{}", busybox_rootfs().display())
+}
+
+#[test]
+fn pull_run_list_and_remove_a_layered_image() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    let digest = push(
+        &reg,
+        "t/layers:1",
+        &[
+            "--config-cmd",
+            r#"["sh","-c","cat /etc/motd; echo; ls /gone 2>&1; ls /opq; stat -c %i /h/a /h/b; readlink /h/s; id -u; pwd"]"#,
+            "--config-user",
+            "1000",
+            "--config-workdir",
+            "/h",
+            &bb,
+            "file:/etc/motd=first+file:/gone/x=1+file:/opq/lower=1+mkdir:/h",
+            "--compression",
+            "zstd",
+            "file:/etc/motd=second+whiteout:/gone+opaque:/opq+file:/opq/upper=2+file:/h/a=same+hardlink:h/b=h/a+symlink:/h/s=/etc/motd",
+        ],
+    );
+    let env = Env::new(&reg, "");
+    let image = format!("{}/t/layers:1", reg.addr);
+    let pulled = ok(env.run(&["pull", &image]));
+    assert_eq!(pulled.trim(), digest);
+    let out = ok(env.run(&["run", &image]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "second", "{out}");
+    assert!(lines[1].contains("No such file"), "whiteout: {out}");
+    assert_eq!(lines[2], "upper", "opaque dir: {out}");
+    let inodes: Vec<&str> = lines[3..5].to_vec();
+    assert_eq!(inodes[0], inodes[1], "hard link: {out}");
+    assert_eq!(lines[5], "/etc/motd");
+    assert_eq!(lines[6], "1000");
+    assert_eq!(lines[7], "/h");
+    // Image files keep their owners: root inside the sandbox.
+    let owners = ok(env.run(&[
+        "run",
+        &image,
+        "--",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/bin/busybox",
+        "/etc/motd",
+    ]));
+    assert_eq!(
+        owners.split_whitespace().collect::<Vec<_>>(),
+        ["0:0", "0:0"]
+    );
+    let list = ok(env.run(&["images"]));
+    assert!(list.contains(&image), "{list}");
+    ok(env.run(&["rmi", &image]));
+    assert!(!ok(env.run(&["images"])).contains(&image));
+    let trees = std::fs::read_dir(env.store().join("rootfs"))
+        .unwrap()
+        .count();
+    assert_eq!(trees, 0, "rmi leaves no root filesystem behind");
+    let blobs = std::fs::read_dir(env.store().join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 0, "rmi leaves no blob behind");
+}
+
+#[test]
+fn run_pulls_a_missing_image_first() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    push(
+        &reg,
+        "t/auto:1",
+        &["--config-cmd", r#"["echo","auto-pulled"]"#, &bb],
+    );
+    let env = Env::new(&reg, "");
+    let out = env.run(&["run", &format!("{}/t/auto:1", reg.addr)]);
+    assert_eq!(ok(out).trim(), "auto-pulled");
+}
+
+#[test]
+fn basic_auth_login_and_logout() {
+    let reg = Registry::start("htpasswd");
+    let bb = busybox_layer();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ags-testimage"));
+    cmd.args([
+        "push",
+        "--registry",
+        &reg.addr,
+        "--insecure",
+        "--repo",
+        "t/auth",
+        "--tag",
+        "1",
+    ]);
+    cmd.args(["--user", "agsuser", "--password", "agspass", &bb]);
+    assert!(cmd.status().unwrap().success());
+    let env = Env::new(&reg, "");
+    let image = format!("{}/t/auth:1", reg.addr);
+    let out = env.run(&["pull", &image]);
+    assert!(!out.status.success());
+    assert!(!stderr(&out).contains("agspass"));
+    // A wrong password is refused and nothing is stored.
+    let mut login = env.cmd(&["login", &reg.addr, "-u", "agsuser", "--password-stdin"]);
+    login
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"wrong\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("wrong"), "secrets never printed");
+    let mut login = env.cmd(&["login", &reg.addr, "-u", "agsuser", "--password-stdin"]);
+    login
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"agspass\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let auth = user().runtime_dir.join("containers/auth.json");
+    let text = std::fs::read_to_string(&auth).unwrap();
+    assert!(text.contains(&reg.addr));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&auth).unwrap().permissions().mode() & 0o077,
+        0,
+        "auth file is private"
+    );
+    ok(env.run(&["pull", &image]));
+    ok(env.run(&["logout", &reg.addr]));
+    assert!(!std::fs::read_to_string(&auth).unwrap().contains(&reg.addr));
+}
+
+#[test]
+fn tls_with_a_per_registry_ca() {
+    let reg = Registry::start("tls");
+    assert!(reg.ca.is_some());
+    let bb = busybox_layer();
+    push(
+        &reg,
+        "t/tls:1",
+        &["--config-cmd", r#"["echo","over-tls"]"#, &bb],
+    );
+    let env = Env::new(&reg, "");
+    assert_eq!(
+        ok(env.run(&["run", &format!("{}/t/tls:1", reg.addr)])).trim(),
+        "over-tls"
+    );
+    // Without the CA the certificate is not trusted.
+    let dir = user_tempdir();
+    let store = dir.path().join("s");
+    let out = output_within(
+        ags(&[
+            "--store",
+            store.to_str().unwrap(),
+            "pull",
+            &format!("{}/t/tls:1", reg.addr),
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn platform_is_picked_from_an_index() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    push(
+        &reg,
+        "t/multi:1",
+        &["--platforms", "linux/amd64,linux/arm64", &bb],
+    );
+    let env = Env::new(&reg, "");
+    let image = format!("{}/t/multi:1", reg.addr);
+    ok(env.run(&["pull", "--platform", "linux/arm64", &image]));
+    let list = ok(env.run(&["images"]));
+    assert!(list.contains("linux/arm64"), "{list}");
+    let out = env.run(&["pull", "--platform", "linux/s390x", &image]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("s390x"), "{}", stderr(&out));
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_pull_then_pull_again() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    let digest = push(&reg, "t/big:1", &[&bb, "random:150M:a", "random:150M:b"]);
+    let env = Env::new(&reg, "");
+    let image = format!("{}/t/big:1", reg.addr);
+    let mut cmd = env.cmd(&["pull", &image]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Wait until a partial download exists, then kill.
+    let tmp = env.store().join("tmp");
+    let started = Instant::now();
+    let partial_seen = wait_for(Duration::from_secs(60), || {
+        std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false))
+            })
+            .unwrap_or(false)
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(
+        partial_seen,
+        "no partial download appeared within {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !ok(env.run(&["images"])).contains(&image),
+        "a killed pull records nothing"
+    );
+    let out = ok(env.run(&["pull", &image]));
+    assert_eq!(out.trim(), digest, "the resumed pull yields the same image");
+    assert!(
+        ok(env.run(&["run", &image, "--", "sh", "-c", "wc -c < /data/a"])).trim()
+            == (150u64 << 20).to_string()
+    );
+}
+
+#[test]
+fn concurrent_pulls_of_the_same_image() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    let digest = push(&reg, "t/conc:1", &[&bb, "random:20M:a", "random:20M:b"]);
+    let env = Env::new(&reg, "");
+    let image = format!("{}/t/conc:1", reg.addr);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            let mut c = env.cmd(&["pull", &image]);
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(ok(out).trim(), digest);
+    }
+    let trees: Vec<_> = std::fs::read_dir(env.store().join("rootfs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(trees.len(), 1, "one shared tree, no leftovers: {trees:?}");
+    assert_eq!(
+        ok(env.run(&["run", &image, "--", "sh", "-c", "wc -c < /data/b"])).trim(),
+        (20u64 << 20).to_string()
+    );
+}
+
+#[test]
+fn a_malicious_layer_fails_and_changes_nothing_outside() {
+    let reg = Registry::start("plain");
+    let canary = user_tempdir();
+    std::fs::write(canary.path().join("keep"), "canary").unwrap();
+    let bb = busybox_layer();
+    let escape = format!(
+        "file:../../../../../../..{}/evil=x",
+        canary.path().display()
+    );
+    let abs = format!("symlink:/lnk={}+file:/lnk/evil2=x", canary.path().display());
+    push(&reg, "t/evil:1", &[&bb, "--raw-names", &escape]);
+    push(&reg, "t/evil:2", &[&bb, &abs]);
+    let env = Env::new(&reg, "");
+    let out = env.run(&["pull", &format!("{}/t/evil:1", reg.addr)]);
+    assert!(!out.status.success(), "a `..` entry must fail the unpack");
+    assert!(stderr(&out).contains(".."), "{}", stderr(&out));
+    // An absolute symlink is followed only inside the rootfs.
+    let _ = env.run(&["pull", &format!("{}/t/evil:2", reg.addr)]);
+    let names: Vec<String> = std::fs::read_dir(canary.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["keep"]);
+    assert_eq!(
+        std::fs::read_to_string(canary.path().join("keep")).unwrap(),
+        "canary"
+    );
+    // Failed unpacks leave no temporary tree.
+    let leftovers: Vec<_> = std::fs::read_dir(env.store().join("rootfs"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn bad_references_are_usage_errors() {
+    let dir = user_tempdir();
+    let store = dir.path().join("s");
+    for bad in ["Debian", "a:b:c:d", "x@sha256:123", "debian:bad tag"] {
+        let out = output_within(
+            ags(&["--store", store.to_str().unwrap(), "pull", bad]),
+            Duration::from_secs(20),
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("REFERENCE"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+}
