@@ -118,9 +118,13 @@ struct Env {
 
 impl Env {
     fn new(reg: &Registry, extra_toml: &str) -> Self {
+        Self::for_addr(&reg.addr, reg.ca.as_deref(), extra_toml)
+    }
+
+    fn for_addr(addr: &str, ca: Option<&std::path::Path>, extra_toml: &str) -> Self {
         let dir = user_tempdir();
-        let mut cfg = format!("[registries.hosts.\"{}\"]\n", reg.addr);
-        match &reg.ca {
+        let mut cfg = format!("[registries.hosts.\"{addr}\"]\n");
+        match ca {
             Some(ca) => cfg.push_str(&format!("ca_files = [\"{}\"]\n", ca.display())),
             None => cfg.push_str("insecure = true\n"),
         }
@@ -476,4 +480,101 @@ fn bad_references_are_usage_errors() {
             stderr(&out)
         );
     }
+}
+
+/// A TCP proxy in front of the registry that cuts the first large response after `cut`
+/// bytes, and records whether any request asked for a byte range.
+struct CuttingProxy {
+    addr: String,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ranges: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: String, cut: usize) -> Self {
+        use std::io::Read;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let ranges = Arc::new(AtomicUsize::new(0));
+        let (c2, r2) = (cuts.clone(), ranges.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let r3 = r2.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 || s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        if String::from_utf8_lossy(&buf[..n])
+                            .to_ascii_lowercase()
+                            .contains("range: bytes=")
+                        {
+                            r3.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                let c3 = c2.clone();
+                std::thread::spawn(move || {
+                    let (mut s_read, mut c_write) = (server, client);
+                    let mut buf = [0u8; 16384];
+                    let mut sent = 0usize;
+                    while let Ok(n) = s_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if sent + n > cut && c3.load(Ordering::SeqCst) == 0 {
+                            // Cut this connection in the middle of the body, once.
+                            c3.fetch_add(1, Ordering::SeqCst);
+                            let _ = c_write.write_all(&buf[..cut - sent]);
+                            let _ = c_write.shutdown(std::net::Shutdown::Both);
+                            let _ = s_read.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self { addr, cuts, ranges }
+    }
+}
+
+#[test]
+fn a_download_cut_midway_resumes_with_a_range_request() {
+    use std::sync::atomic::Ordering;
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    let digest = push(&reg, "t/cut:1", &[&bb, "random:40M:a"]);
+    let proxy = CuttingProxy::start(reg.addr.clone(), 12 << 20);
+    let env = Env::for_addr(&proxy.addr, None, "");
+    let image = format!("{}/t/cut:1", proxy.addr);
+    let out = ok(env.run(&["pull", &image]));
+    assert_eq!(out.trim(), digest);
+    assert_eq!(
+        proxy.cuts.load(Ordering::SeqCst),
+        1,
+        "the proxy cut one download"
+    );
+    assert!(
+        proxy.ranges.load(Ordering::SeqCst) >= 1,
+        "the retry asked for the rest with Range"
+    );
+    assert_eq!(
+        ok(env.run(&["run", &image, "--", "sh", "-c", "wc -c < /data/a"])).trim(),
+        (40u64 << 20).to_string()
+    );
 }
