@@ -282,3 +282,108 @@ pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A registry started with ci/registry.sh, stopped on drop.
+#[derive(Debug)]
+pub struct Registry {
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The test CA (tls modes), readable by the test user.
+    pub ca: Option<PathBuf>,
+}
+
+impl Registry {
+    /// Start a registry in `mode` (plain, tls, htpasswd, tls-htpasswd).
+    pub fn start(mode: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ags-reg-")
+            .tempdir()
+            .unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let out = Command::new("bash")
+            .arg(workspace().join("ci/registry.sh"))
+            .args(["start", mode, &port.to_string()])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "registry: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(dir.path().join("registry.env")).unwrap();
+        let ca = env
+            .lines()
+            .find_map(|l| l.strip_prefix("REGISTRY_CA="))
+            .map(|v| v.trim_matches('"').to_owned())
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        if let Some(ca) = &ca {
+            // The test user reads the CA through the config file.
+            let copy = shared_dir().join(format!("ca-{port}.pem"));
+            std::fs::copy(ca, &copy).unwrap();
+            chown(&copy);
+            return Self {
+                dir,
+                addr: format!("127.0.0.1:{port}"),
+                ca: Some(copy),
+            };
+        }
+        Self {
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+            ca,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(workspace().join("ci/registry.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// A directory every test user can read.
+pub fn shared_dir() -> PathBuf {
+    shared_tmp()
+}
+
+/// Push an image with `ags-testimage` (pass `env!("CARGO_BIN_EXE_ags-testimage")`);
+/// returns the digest it printed.
+pub fn push_image(testimage: &str, reg: &Registry, repo_tag: &str, args: &[&str]) -> String {
+    let (repo, tag) = repo_tag.split_once(':').expect("repo:tag");
+    let mut cmd = Command::new(testimage);
+    cmd.args([
+        "push",
+        "--registry",
+        &reg.addr,
+        "--repo",
+        repo,
+        "--tag",
+        tag,
+    ]);
+    match &reg.ca {
+        Some(ca) => {
+            cmd.arg("--ca").arg(ca);
+        }
+        None => {
+            cmd.arg("--insecure");
+        }
+    }
+    cmd.args(args);
+    let out = cmd.output().expect("ags-testimage");
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

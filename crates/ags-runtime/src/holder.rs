@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Pid, fork, pipe};
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use crate::idmap::{IdMapError, IdMaps};
 
@@ -78,8 +78,12 @@ impl Holder {
         cleanup: Cleanup,
     ) -> Result<Self, HolderError> {
         let sys = |what| move |source| HolderError::Sys { what, source };
-        let (to_child_r, to_child_w) = pipe().map_err(sys("cannot create a pipe"))?;
-        let (from_child_r, from_child_w) = pipe().map_err(sys("cannot create a pipe"))?;
+        // O_CLOEXEC matters: a program ags starts later (pasta daemonizes and stays) must not
+        // inherit the control pipe, or the holder would never see end-of-file when ags dies.
+        let (to_child_r, to_child_w) =
+            pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("cannot create a pipe"))?;
+        let (from_child_r, from_child_w) =
+            pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("cannot create a pipe"))?;
         // SAFETY: the caller guarantees a single-threaded process, so the child may run
         // arbitrary code after fork(2).
         match unsafe { fork() }.map_err(sys("cannot fork the namespace holder"))? {

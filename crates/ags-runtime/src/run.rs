@@ -208,6 +208,13 @@ pub fn run(
     warn: &mut dyn FnMut(Warning),
 ) -> Result<i32, RunError> {
     check_rootfs(&policy.rootfs)?;
+    // setns(2) into a user namespace fails with EINVAL in a multi-threaded process.
+    if threads() > 1 {
+        return Err(RunError::Sys {
+            what: "the sandbox must be started from a single-threaded process (a bug in the caller)",
+            source: nix::Error::EINVAL,
+        });
+    }
     tracing::debug!("phase: start");
     let state = StateDir::open(opts.state_base.clone())?;
     state.cleanup_stale();
@@ -734,6 +741,10 @@ fn overlay_root(rootfs: &Path, run_dir: &Path) -> Option<PathBuf> {
         }
     }
     None
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
 }
 
 fn hard_limit(r: nix::sys::resource::Resource) -> u64 {

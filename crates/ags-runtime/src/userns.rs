@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Gid, Uid, fork, pipe, setresgid, setresuid};
+use nix::unistd::{ForkResult, Gid, Uid, fork, pipe2, setresgid, setresuid};
 
 use crate::holder::{Cleanup, Holder, HolderError};
 use crate::idmap::IdMaps;
@@ -39,7 +39,7 @@ pub fn run_as_root<F>(maps: &IdMaps, privileged: bool, work: F) -> Result<(), Us
 where
     F: FnOnce() -> Result<(), String>,
 {
-    let (r, w) = pipe().map_err(|source| UsernsError::Sys {
+    let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| UsernsError::Sys {
         what: "cannot create a pipe",
         source,
     })?;

@@ -12,16 +12,76 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true,
+    after_help = "Run an agent: ags --agent codex [--lockdown] [-d DIR]... [-- AGENT ARGS]"
 )]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
     pub global: GlobalArgs,
 
-    /// The command to run.
+    /// Run mode: start an agent in the sandbox.
+    #[command(flatten)]
+    pub agent: AgentArgs,
+
+    /// The command to run (none: run mode, which needs --agent).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// Run mode (`ags --agent NAME ...`).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent to run: codex, claude, gemini, opencode, pi or shell.
+    #[arg(long, value_parser = ["codex", "claude", "gemini", "opencode", "pi", "shell"])]
+    pub agent: Option<String>,
+
+    /// Hardened, throw-away session for untrusted repositories: staged login files only,
+    /// no secrets, mounts, tools or repo config; .git/hooks and .git/config read-only.
+    #[arg(long)]
+    pub lockdown: bool,
+
+    /// Also mount this directory read-write at the same path (repeatable).
+    #[arg(short = 'd', long = "add-dir", value_name = "DIR")]
+    pub add_dirs: Vec<PathBuf>,
+
+    /// Prepend the agent's unattended-mode flags (claude: --dangerously-skip-permissions, gemini: --yolo).
+    #[arg(short = 'D', long)]
+    pub defaults: bool,
+
+    /// Start the agent inside tmux.
+    #[arg(long)]
+    pub tmux: bool,
+
+    /// Network access [default: egress, or [sandbox].network].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub network: Option<AgentNetworkArg>,
+
+    /// Memory limit, e.g. 4g.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// Maximum number of processes.
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+
+    /// CPU limit in cores.
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<String>,
+
+    /// Arguments passed to the agent.
+    #[arg(last = true, value_name = "AGENT ARGS")]
+    pub agent_args: Vec<String>,
+}
+
+/// Network modes for agents.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AgentNetworkArg {
+    /// Internet access through pasta, with no route to services on the host.
+    Egress,
+    /// Only a loopback interface.
+    None,
 }
 
 /// Options shared by every command.

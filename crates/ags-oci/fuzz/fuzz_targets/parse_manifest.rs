@@ -67,15 +67,29 @@ fuzz_target!(|data: &[u8]| {
     assert!(doc.len() <= MAX_MANIFEST_SIZE);
     match &manifest {
         Manifest::Image(m) => {
-            assert_ne!(states_index, Some(true), "index Content-Type parsed as an image");
+            assert_ne!(
+                states_index,
+                Some(true),
+                "index Content-Type parsed as an image"
+            );
             assert_eq!(m.schema_version, 2);
             assert!(m.layers.len() <= limits.max_layers, "layer cap exceeded");
-            assert!(no_urls(&m.config) && m.layers.iter().all(no_urls), "foreign layer accepted");
+            assert!(
+                no_urls(&m.config) && m.layers.iter().all(no_urls),
+                "foreign layer accepted"
+            );
         }
         Manifest::Index(i) => {
-            assert_ne!(states_index, Some(false), "image Content-Type parsed as an index");
+            assert_ne!(
+                states_index,
+                Some(false),
+                "image Content-Type parsed as an index"
+            );
             assert_eq!(i.schema_version, 2);
-            assert!(i.manifests.len() <= MAX_INDEX_ENTRIES, "index entry cap exceeded");
+            assert!(
+                i.manifests.len() <= MAX_INDEX_ENTRIES,
+                "index entry cap exceeded"
+            );
             assert!(i.manifests.iter().all(no_urls), "foreign manifest accepted");
             let mut wanted = vec![
                 Platform::host(),

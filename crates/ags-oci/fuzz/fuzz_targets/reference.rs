@@ -33,7 +33,11 @@ fuzz_target!(|data: &[u8]| {
     };
 
     assert!(!r.registry().is_empty() && !r.repository().is_empty());
-    assert!(r.name().len() <= NAME_TOTAL_LENGTH_MAX, "name too long: {}", r.name());
+    assert!(
+        r.name().len() <= NAME_TOTAL_LENGTH_MAX,
+        "name too long: {}",
+        r.name()
+    );
     assert!(r.tag().is_some() || r.digest().is_some());
     assert!(r.tag().is_none_or(|t| !t.is_empty() && t.len() <= 128));
     assert!(!r.to_string().contains(char::is_whitespace));

@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod agent;
 mod completions;
 mod doctor;
 mod gc;
@@ -16,7 +17,10 @@ use crate::cli::{Cli, Command};
 /// Execute a parsed command line and return the exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let g = &cli.global;
-    match cli.command {
+    let Some(command) = cli.command else {
+        return agent::execute(g, &cli.agent);
+    };
+    match command {
         Command::Run(args) => run::execute(g, &args),
         Command::Pull {
             reference,
