@@ -53,7 +53,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 user=${AGS_TEST_USER:-agstest}
 packages=(
-    libseccomp-dev pkg-config uidmap passt slirp4netns busybox-static bubblewrap runc crun
+    libseccomp-dev pkg-config g++ uidmap passt slirp4netns busybox-static bubblewrap runc crun
     podman docker-registry skopeo umoci buildah hyperfine debootstrap apache2-utils openssl
     iproute2 socat strace procps git ca-certificates curl python3 catatonit time
 )

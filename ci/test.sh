@@ -36,6 +36,15 @@ step "cargo test (unit, integration against a real registry, end-to-end as the t
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee /tmp/ags-test.log
 status=${PIPESTATUS[0]}
 
+# Fuzz the untrusted-input parsers (manifests, configs, WWW-Authenticate, references,
+# layers) briefly with libFuzzer, built on stable Rust.
+step "fuzzing (${FUZZ_SECONDS:-15} s per target)"
+fuzz_status=0
+FUZZ_SECONDS=${FUZZ_SECONDS:-15} bash ci/fuzz.sh || fuzz_status=$?
+if [[ $fuzz_status -ne 0 && $status -eq 0 ]]; then
+    status=$fuzz_status
+fi
+
 passed=$(grep -Eo '[0-9]+ passed' /tmp/ags-test.log | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' /tmp/ags-test.log | awk '{s+=$1} END {print s+0}')
 printf '\n%s passed, %s failed\n' "$passed" "$failed"

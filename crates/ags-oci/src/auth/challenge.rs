@@ -135,9 +135,13 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
         // whitespace-then-not-'=' (the next challenge's scheme) or the end.
         loop {
             lx.skip_ws();
+            // A token68 follows its scheme directly; after a comma a bare token is the next
+            // challenge's scheme (`Negotiate, Basic`), RFC 9110 section 11.6.1.
+            let mut after_comma = false;
             while lx.peek() == Some(b',') {
                 lx.i += 1;
                 lx.skip_ws();
+                after_comma = true;
             }
             if lx.i >= lx.s.len() {
                 break;
@@ -163,7 +167,10 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
                 }
             }
             if lx.peek() != Some(b'=') {
-                if lx.peek().is_none_or(|c| c == b',') && challenge.params.is_empty() {
+                if !after_comma
+                    && lx.peek().is_none_or(|c| c == b',')
+                    && challenge.params.is_empty()
+                {
                     // A token68 (e.g. `Negotiate abc123`): no parameters to keep.
                     lx.skip_past_comma();
                     continue;
@@ -198,6 +205,16 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_scheme_after_a_comma_is_the_next_challenge() {
+        let c = parse_www_authenticate("Negotiate, Basic");
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c[1].scheme, Scheme::Basic);
+        let c = parse_www_authenticate("Negotiate abc123==, Basic realm=\"x\"");
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c[1].scheme, Scheme::Basic);
+    }
 
     fn p(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter()
