@@ -283,8 +283,18 @@ fn sigkilled_lockdown_run_leaves_nothing_after_the_next_start() {
             .is_empty()),
         "the agent did not start"
     );
+    // Stagings are named after the ags process; other tests run lockdown agents too.
     let staging = user().runtime_dir.join("ags/staging");
-    let count = || std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
+    let prefix = format!("lockdown-{}-", child.id());
+    let count = || {
+        std::fs::read_dir(&staging)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
     assert!(count() >= 1, "no staged home while the agent runs");
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };

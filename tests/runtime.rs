@@ -541,32 +541,63 @@ fn signals_are_forwarded_and_reported() {
     assert!(host_processes("sleep 7123456").is_empty());
 }
 
-#[test]
-fn the_host_binary_is_protected_against_cve_2019_5736() {
+/// The pid of the `ags` process running `marker` as its sandbox command (its exe link).
+fn exe_of_ags_running(bin: &std::path::Path, marker: &str) -> std::path::PathBuf {
     let rootfs = busybox_rootfs();
-    let mut cmd = ags(&[
-        "run",
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--",
-        "sleep",
-        "6123456",
-    ]);
+    let mut cmd = as_user(
+        bin,
+        &[
+            "run",
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--",
+            "sleep",
+            marker,
+        ],
+    );
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     assert!(wait_for(Duration::from_secs(10), || !host_processes(
-        "sleep 6123456"
+        &format!("sleep {marker}")
     )
     .is_empty()));
-    // ags re-executed itself from a sealed memfd before creating the container.
     let exe = std::fs::read_link(format!("/proc/{}/exe", child.id())).unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    exe
+}
+
+#[test]
+fn the_host_binary_is_protected_against_cve_2019_5736() {
+    // A binary the sandbox's user can write: ags re-executes from a sealed memfd before
+    // creating the container, so /proc/<pid>/exe leads to an immutable copy.
+    let dir = user_tempdir();
+    let own = dir.path().join("ags");
+    std::fs::copy(ags_bin(), &own).unwrap();
+    chown(&own);
+    let exe = exe_of_ags_running(&own, "6123456");
     assert!(
         exe.to_string_lossy().contains("memfd:"),
         "{}",
         exe.display()
     );
+    // A binary nobody in the sandbox can write (root's, mode 0755) needs no copy.
+    if user().switch {
+        let root_owned = shared_dir().join(format!("ags-root-{}", std::process::id()));
+        std::fs::copy(ags_bin(), &root_owned).unwrap();
+        std::fs::set_permissions(
+            &root_owned,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let exe = exe_of_ags_running(&root_owned, "6123457");
+        assert!(
+            !exe.to_string_lossy().contains("memfd:"),
+            "{}",
+            exe.display()
+        );
+        let _ = std::fs::remove_file(root_owned);
+    }
 }
 
 /// Open a pty pair; the slave becomes the child's controlling terminal.

@@ -312,13 +312,56 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 /// Top directory of the placeholder hierarchy.
 pub const FAKE_PARENT: &str = "ags-undelegated";
 
-/// Cover /sys/fs/cgroup, in the caller's own mount namespace, with a tmpfs laid out like the
-/// host's v1 hierarchies, and pre-create the sandbox's cgroup in it with the files
-/// libcontainer writes. The caller must have unshared its mount namespace inside the
-/// sandbox's user namespace and made it private; the host's cgroups are untouched.
-pub fn fake_v1_hierarchy(hierarchies: &[(String, PathBuf)], id: &str) -> Result<(), CgroupError> {
+/// Whether a v1 hierarchy carries one of the limits in `limits` (and so must be real).
+pub fn enforces(ctrls: &str, limits: &Limits) -> bool {
+    ctrls.split(',').any(|c| match c {
+        "pids" => limits.pids.is_some(),
+        "memory" => limits.memory.is_some(),
+        "cpu" => limits.cpus_milli.is_some(),
+        _ => false,
+    })
+}
+
+/// Give libcontainer's cgroup v1 manager, which joins every mounted hierarchy, a view of
+/// /sys/fs/cgroup in the caller's own mount namespace where only the hierarchies for which
+/// `keep` holds are real (bound back from the host) and the others are empty placeholders
+/// on a tmpfs that absorb its writes. Each cgroup v1 migration waits for an RCU grace
+/// period (about 1.5 ms here), so joining only the hierarchies that carry a limit saves most
+/// of the cost of a start; with nothing delegated, `keep` is false for all and the run gets
+/// no cgroup at all. `cgroups_path` is the sandbox's `linux.cgroupsPath`; `stash` an empty
+/// directory for the bind mounts in transit. The caller must have unshared its mount
+/// namespace inside the sandbox's user namespace and made it private; the host is untouched.
+pub fn v1_view(
+    hierarchies: &[(String, PathBuf)],
+    keep: &dyn Fn(&str) -> bool,
+    cgroups_path: &str,
+    stash: &Path,
+) -> Result<(), CgroupError> {
     use nix::mount::{MsFlags, mount};
     let root = Path::new("/sys/fs/cgroup");
+    let mnt = |src: &Path, dst: &Path, flags: MsFlags| {
+        mount(Some(src), dst, None::<&str>, flags, None::<&str>).map_err(|e| CgroupError::Mount {
+            path: dst.to_path_buf(),
+            source: e,
+        })
+    };
+    let mkdir = |d: &Path| {
+        fs::create_dir_all(d).map_err(|e| CgroupError::Io {
+            path: d.to_path_buf(),
+            source: e,
+        })
+    };
+    let kept: Vec<(usize, &PathBuf)> = hierarchies
+        .iter()
+        .enumerate()
+        .filter(|(_, (c, _))| keep(c))
+        .map(|(i, (_, m))| (i, m))
+        .collect();
+    for (i, m) in &kept {
+        let d = stash.join(i.to_string());
+        mkdir(&d)?;
+        mnt(m, &d, MsFlags::MS_BIND)?;
+    }
     mount(
         Some("tmpfs"),
         root,
@@ -331,35 +374,41 @@ pub fn fake_v1_hierarchy(hierarchies: &[(String, PathBuf)], id: &str) -> Result<
         source: e,
     })?;
     let cpus = fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
-    for (_, mount_point) in hierarchies {
+    let rel = cgroups_path.trim_start_matches('/');
+    for (i, (_, mount_point)) in hierarchies.iter().enumerate() {
+        mkdir(mount_point)?;
+        if kept.iter().any(|(k, _)| *k == i) {
+            mnt(&stash.join(i.to_string()), mount_point, MsFlags::MS_MOVE)?;
+            continue;
+        }
         // libcontainer's cpuset controller copies cpuset.cpus/mems down from the hierarchy
-        // root, so the root needs them too.
-        for dir in [
-            mount_point.clone(),
-            mount_point.join(FAKE_PARENT),
-            mount_point.join(FAKE_PARENT).join(id),
-        ] {
-            fs::create_dir_all(&dir).map_err(|e| CgroupError::Io {
-                path: dir.clone(),
-                source: e,
-            })?;
+        // root, so every level needs them, and the leaf needs cgroup.procs.
+        let mut dir = mount_point.clone();
+        let mut levels = vec![dir.clone()];
+        for part in Path::new(rel).components() {
+            dir.push(part);
+            levels.push(dir.clone());
+        }
+        for d in levels {
+            mkdir(&d)?;
             for (file, content) in [
                 ("cgroup.procs", String::new()),
                 ("cpuset.cpus", cpus.trim().to_owned()),
                 ("cpuset.mems", "0".to_owned()),
                 ("notify_on_release", "0".to_owned()),
             ] {
-                write(&dir.join(file), &content)?;
+                write(&d.join(file), &content)?;
             }
         }
     }
     Ok(())
 }
 
-/// Remove the files of the sandbox's placeholder cgroups (see [`fake_v1_hierarchy`]).
-pub fn empty_fake_v1_hierarchy(hierarchies: &[(String, PathBuf)], id: &str) {
+/// Remove the files of the placeholder cgroups of `cgroups_path` (see [`v1_view`]) so that
+/// libcontainer's rmdir(2) of them at delete time succeeds at once.
+pub fn empty_placeholders(hierarchies: &[(String, PathBuf)], cgroups_path: &str) {
     for (_, mount_point) in hierarchies {
-        let dir = mount_point.join(FAKE_PARENT).join(id);
+        let dir = mount_point.join(cgroups_path.trim_start_matches('/'));
         if let Ok(entries) = fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let _ = fs::remove_file(e.path());

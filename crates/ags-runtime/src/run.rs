@@ -321,12 +321,20 @@ pub fn run(
             source,
         })?;
     }
-    if let Delegation::None {
-        layout: Layout::Legacy { hierarchies },
-        ..
-    } = &delegation
-    {
-        cgroups::fake_v1_hierarchy(hierarchies, &run.id)?;
+    let cgroups_path = delegation.cgroups_path(&run.id);
+    let v1 = match &delegation {
+        Delegation::V1 { hierarchies, .. } => Some((hierarchies.clone(), true)),
+        Delegation::None {
+            layout: Layout::Legacy { hierarchies },
+            ..
+        } => Some((hierarchies.clone(), false)),
+        _ => None,
+    };
+    if let Some((hierarchies, delegated)) = &v1 {
+        let limits = policy.limits;
+        let keep = |ctrls: &str| *delegated && cgroups::enforces(ctrls, &limits);
+        let stash = run.path.join("cgroup-stash");
+        cgroups::v1_view(hierarchies, &keep, &cgroups_path, &stash)?;
     }
     tracing::debug!("phase: namespaces joined");
     if let Err(e) = crate::seccomp::steer_pathrs_away_from_procfs_clones() {
@@ -340,7 +348,7 @@ pub fn run(
 
     let mut ctx = SpecContext {
         netns,
-        cgroups_path: delegation.cgroups_path(&run.id),
+        cgroups_path: cgroups_path.clone(),
         files,
         nproc_rlimit: nproc,
         resources: None,
@@ -388,14 +396,10 @@ pub fn run(
             what: "create the sandbox",
             source: Box::new(source),
         })?;
-    if let Delegation::None {
-        layout: Layout::Legacy { hierarchies },
-        ..
-    } = &delegation
-    {
+    if let Some((hierarchies, _)) = &v1 {
         // Empty the placeholder cgroups now that libcontainer has written to them, so its
         // rmdir(2) at delete time succeeds at once instead of retrying.
-        cgroups::empty_fake_v1_hierarchy(hierarchies, &run.id);
+        cgroups::empty_placeholders(hierarchies, &cgroups_path);
     }
     tracing::debug!("phase: container built");
     let init = container.pid().ok_or(RunError::Sys {

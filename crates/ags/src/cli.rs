@@ -13,7 +13,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about,
     propagate_version = true,
     max_term_width = 100,
-    args_conflicts_with_subcommands = true,
     after_help = "Run an agent: ags --agent codex [--lockdown] [-d DIR]... [-- AGENT ARGS]"
 )]
 pub struct Cli {
@@ -73,6 +72,26 @@ pub struct AgentArgs {
     /// Arguments passed to the agent.
     #[arg(last = true, value_name = "AGENT ARGS")]
     pub agent_args: Vec<String>,
+}
+
+impl AgentArgs {
+    /// The first run-mode flag given, if any (they make no sense with a subcommand).
+    pub fn first_flag(&self) -> Option<&'static str> {
+        [
+            (self.agent.is_some(), "--agent"),
+            (self.lockdown, "--lockdown"),
+            (!self.add_dirs.is_empty(), "--add-dir"),
+            (self.defaults, "--defaults"),
+            (self.tmux, "--tmux"),
+            (self.network.is_some(), "--network"),
+            (self.memory.is_some(), "--memory"),
+            (self.pids.is_some(), "--pids"),
+            (self.cpus.is_some(), "--cpus"),
+            (!self.agent_args.is_empty(), "AGENT ARGS"),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
+    }
 }
 
 /// Network modes for agents.

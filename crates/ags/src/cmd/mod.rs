@@ -20,6 +20,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let Some(command) = cli.command else {
         return agent::execute(g, &cli.agent);
     };
+    if let Some(flag) = cli.agent.first_flag() {
+        anyhow::bail!(crate::settings::InputError {
+            flag,
+            message:
+                "is a run-mode option (ags --agent NAME ...); put command options after the command"
+                    .into(),
+        });
+    }
     match command {
         Command::Run(args) => run::execute(g, &args),
         Command::Pull {
@@ -60,10 +68,34 @@ pub fn invoker() -> ags_runtime::run::Invoker {
 /// binary on the host. Re-executing from a sealed, read-only memfd copy (pentacle) makes
 /// that link point at an immutable anonymous file instead. youki does the same in its own
 /// `main`, which is why libcontainer, as a library, cannot do it for us.
+///
+/// The copy costs several milliseconds per start, so it is skipped when it cannot matter:
+/// overwriting the binary needs write permission on it, and every process of a sandbox runs
+/// as the invoking user or one of its subordinate ids, with no capability in the initial
+/// user namespace. A binary the invoking user cannot write and that has no group or other
+/// write bit (for example root's, in /usr/local/bin) is out of their reach either way.
 pub fn seal_self() -> anyhow::Result<()> {
+    if pentacle::is_sealed() || !exe_is_writable_by_sandbox() {
+        return Ok(());
+    }
+    tracing::debug!("re-executing from a sealed copy");
     pentacle::ensure_sealed().context(
         "cannot re-execute from a sealed copy of the ags binary (CVE-2019-5736 protection)",
     )
+}
+
+/// Whether anyone a sandbox runs as could write the running binary.
+fn exe_is_writable_by_sandbox() -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata("/proc/self/exe") else {
+        return true;
+    };
+    if meta.permissions().mode() & 0o022 != 0 {
+        return true;
+    }
+    // access(2) checks with the real uid: the invoking user, whom the sandbox user maps to.
+    // (Root passes every check, so root always seals.)
+    nix::unistd::access("/proc/self/exe", nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
 /// The state directory base for this user.
