@@ -59,6 +59,22 @@ impl Env {
     }
 }
 
+/// `ags login ADDR -u agsuser --password-stdin` with `password` on stdin.
+fn login(env: &Env, addr: &str, password: &str) -> Output {
+    let mut cmd = env.cmd(&["login", addr, "-u", "agsuser", "--password-stdin"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
@@ -175,24 +191,10 @@ fn basic_auth_login_and_logout() {
     assert!(!out.status.success());
     assert!(!stderr(&out).contains("agspass"));
     // A wrong password is refused and nothing is stored.
-    let mut login = env.cmd(&["login", &reg.addr, "-u", "agsuser", "--password-stdin"]);
-    login
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"wrong\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = login(&env, &reg.addr, "wrong");
     assert!(!out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("wrong"), "secrets never printed");
-    let mut login = env.cmd(&["login", &reg.addr, "-u", "agsuser", "--password-stdin"]);
-    login
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"agspass\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = login(&env, &reg.addr, "agspass");
     assert!(out.status.success(), "{}", stderr(&out));
     let auth = user().runtime_dir.join("containers/auth.json");
     let text = std::fs::read_to_string(&auth).unwrap();

@@ -182,21 +182,7 @@ fn exit_codes_are_propagated() {
     assert_eq!(out.status.code(), Some(3));
     // A command killed by a signal: 128 + the signal. (PID 1 cannot SIGKILL itself from
     // inside its namespace, so the host does it.)
-    let rootfs = busybox_rootfs();
-    let mut cmd = ags(&[
-        "run",
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--",
-        "sleep",
-        "5123456",
-    ]);
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    assert!(wait_for(Duration::from_secs(10), || !host_processes(
-        "sleep 5123456"
-    )
-    .is_empty()));
+    let mut child = spawn_sleeping(&ags_bin(), "5123456");
     let pid: i32 = host_processes("sleep 5123456")[0]
         .split(':')
         .next()
@@ -520,20 +506,7 @@ fn signals_are_forwarded_and_reported() {
     assert_eq!(status.code(), Some(42));
 
     // PID 1 without a handler ignores SIGTERM; ags then kills it and reports 128+15.
-    let mut cmd = ags(&[
-        "run",
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--",
-        "sleep",
-        "7123456",
-    ]);
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    assert!(wait_for(Duration::from_secs(10), || !host_processes(
-        "sleep 7123456"
-    )
-    .is_empty()));
+    let mut child = spawn_sleeping(&ags_bin(), "7123456");
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
@@ -541,8 +514,9 @@ fn signals_are_forwarded_and_reported() {
     assert!(host_processes("sleep 7123456").is_empty());
 }
 
-/// The pid of the `ags` process running `marker` as its sandbox command (its exe link).
-fn exe_of_ags_running(bin: &std::path::Path, marker: &str) -> std::path::PathBuf {
+/// Start `BIN run --rootfs <busybox> -- sleep MARKER` as the test user and wait until the
+/// sandboxed sleep runs; MARKER makes it findable on the host.
+fn spawn_sleeping(bin: &std::path::Path, marker: &str) -> std::process::Child {
     let rootfs = busybox_rootfs();
     let mut cmd = as_user(
         bin,
@@ -556,11 +530,19 @@ fn exe_of_ags_running(bin: &std::path::Path, marker: &str) -> std::path::PathBuf
         ],
     );
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    assert!(wait_for(Duration::from_secs(10), || !host_processes(
-        &format!("sleep {marker}")
-    )
-    .is_empty()));
+    let child = cmd.spawn().unwrap();
+    let needle = format!("sleep {marker}");
+    assert!(
+        wait_for(Duration::from_secs(10), || !host_processes(&needle)
+            .is_empty()),
+        "the sandbox did not start"
+    );
+    child
+}
+
+/// The exe link of an `ags` process running `sleep MARKER` in a sandbox.
+fn exe_of_ags_running(bin: &std::path::Path, marker: &str) -> std::path::PathBuf {
+    let mut child = spawn_sleeping(bin, marker);
     let exe = std::fs::read_link(format!("/proc/{}/exe", child.id())).unwrap();
     let _ = child.kill();
     let _ = child.wait();

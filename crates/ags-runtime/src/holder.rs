@@ -211,7 +211,39 @@ fn loopback_up() -> Result<(), nix::Error> {
     Ok(())
 }
 
+/// Keep only the holder's own pipes: stdio goes to /dev/null and every other descriptor
+/// inherited from ags is closed. Otherwise the holder would keep ags's locks (a killed run's
+/// staged home could not be cleaned while it runs) and ags's stdout (a reader of
+/// `ags run ... |` would wait for the holder).
+fn keep_only(keep: &[RawFd]) {
+    if let Ok(null) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2(2) onto the standard descriptors of this single-threaded child.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let open: Vec<RawFd> = fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closing descriptors this child inherited and will not use; the
+            // read_dir handle above is already closed.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
 fn holder_main(ctl: OwnedFd, report: OwnedFd, own_netns: bool, cleanup: &Cleanup) -> i32 {
+    keep_only(&[ctl.as_raw_fd(), report.as_raw_fd()]);
     let mut report = std::fs::File::from(report);
     let mut ctl = std::fs::File::from(ctl);
     // Leave the terminal's process group alone: Ctrl-C in the terminal must reach ags,
