@@ -483,3 +483,39 @@ fn a_download_cut_midway_resumes_with_a_range_request() {
         (40u64 << 20).to_string()
     );
 }
+
+#[test]
+fn unpack_budgets_come_from_the_config() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    push(&reg, "t/budget:1", &[&bb]);
+    let image = format!("{}/t/budget:1", reg.addr);
+    // The busybox layer has close to 300 entries.
+    let env = Env::new(&reg, "\n[images]\nmax_entries = 50\n");
+    let out = env.run(&["pull", &image]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("50"),
+        "the error names the budget: {}",
+        stderr(&out)
+    );
+    let trees = std::fs::read_dir(env.store().join("rootfs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(trees, 0, "nothing half-unpacked is left");
+    // Raising it lets the same image through.
+    let env = Env::new(
+        &reg,
+        "\n[images]\nmax_entries = 5000\nmax_layer_size = \"1g\"\n",
+    );
+    ok(env.run(&["pull", &image]));
+    // Unknown keys are errors naming the section and file.
+    let env = Env::new(&reg, "\n[images]\nmax_entrys = 5\n");
+    let out = env.run(&["pull", &image]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("[images]") && stderr(&out).contains("config.toml"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -286,6 +286,8 @@ pub struct Config {
     pub secrets: Vec<SecretConfig>,
     /// `[registries]`, opaque here (deserialized by the registry crate).
     pub registries: toml::Table,
+    /// `[images]` (unpack budgets), opaque here (deserialized by the binary).
+    pub images: toml::Table,
     /// The files this config was read from, in merge order.
     pub files: Vec<PathBuf>,
 }
@@ -448,6 +450,7 @@ impl Config {
         self.tools.extend(over.tools);
         self.secrets.extend(over.secrets);
         merge_table(&mut self.registries, over.registries);
+        merge_table(&mut self.images, over.images);
         self.files.extend(over.files);
         self
     }

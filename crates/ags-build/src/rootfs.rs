@@ -16,7 +16,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use ags_oci::store::{PulledImage, Store, StoreError};
-use ags_oci::unpack::{UnpackOptions, remove_tree, unpack_layer};
+use ags_oci::unpack::{Budgets, UnpackOptions, remove_tree, unpack_layer};
 use ags_runtime::idmap::IdMaps;
 use ags_runtime::userns::{UsernsError, error_chain, run_as_root};
 
@@ -75,6 +75,7 @@ pub fn rootfs_path(store: &Store, image: &PulledImage) -> PathBuf {
 pub fn materialize(
     store: &Store,
     image: &PulledImage,
+    budgets: &Budgets,
     maps: &IdMaps,
     privileged: bool,
 ) -> Result<PathBuf, RootfsError> {
@@ -105,9 +106,9 @@ pub fn materialize(
         })?;
     let result = run_as_root(maps, privileged, || {
         let opts = UnpackOptions {
+            budgets: budgets.clone(),
             rootless: true,
             preserve_ownership: true,
-            ..UnpackOptions::default()
         };
         for layer in &layers {
             let f = fs::File::open(&layer.path)

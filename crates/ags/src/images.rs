@@ -47,25 +47,72 @@ pub fn store_path(global: &GlobalArgs) -> PathBuf {
     })
 }
 
-/// `[registries]` from the config file, when there is one.
-pub fn registry_config(global: &GlobalArgs) -> Result<RegistryConfig> {
+/// The user's config file, when there is one.
+fn user_config(global: &GlobalArgs) -> Result<Option<(PathBuf, ags_agent::config::Config)>> {
     let path = config_path(global);
     if !path.exists() {
-        return Ok(RegistryConfig::default());
+        return Ok(None);
     }
     let env: ags_agent::config::EnvMap = std::env::vars().collect();
     let home = home();
-    let cfg = ags_agent::config::load_config(
-        &path,
-        ags_agent::config::HostContext {
-            home: &home,
-            env: &env,
-        },
-    )
-    .with_context(|| format!("cannot load {}", path.display()))?;
+    let host = ags_agent::config::HostContext {
+        home: &home,
+        env: &env,
+    };
+    let cfg = ags_agent::config::load_config(&path, host)
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    Ok(Some((path, cfg)))
+}
+
+/// `[registries]` from the config file, when there is one.
+pub fn registry_config(global: &GlobalArgs) -> Result<RegistryConfig> {
+    let Some((path, cfg)) = user_config(global)? else {
+        return Ok(RegistryConfig::default());
+    };
     toml::Value::Table(cfg.registries)
         .try_into()
         .with_context(|| format!("invalid [registries] in {}", path.display()))
+}
+
+/// `[images]`: limits on what unpacking one layer may consume. An image that exceeds
+/// them fails to unpack instead of filling the disk (a decompression bomb, millions of
+/// tiny files, huge PAX headers).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImagesConfig {
+    /// Entries per layer.
+    max_entries: Option<u64>,
+    /// Uncompressed bytes per layer, e.g. "64g".
+    max_layer_size: Option<String>,
+    /// Bytes of tar headers (PAX records, GNU long names) before one entry, e.g. "1m".
+    max_header_size: Option<String>,
+    /// Length of an entry's path.
+    max_path_length: Option<usize>,
+}
+
+/// The unpack budgets: defaults, then `[images]`.
+pub fn unpack_budgets(global: &GlobalArgs) -> Result<ags_oci::unpack::Budgets> {
+    let mut b = ags_oci::unpack::Budgets::default();
+    let Some((path, cfg)) = user_config(global)? else {
+        return Ok(b);
+    };
+    let bad = || format!("invalid [images] in {}", path.display());
+    let c: ImagesConfig = toml::Value::Table(cfg.images)
+        .try_into()
+        .with_context(bad)?;
+    if let Some(n) = c.max_entries {
+        b.max_entries = n;
+    }
+    if let Some(s) = &c.max_layer_size {
+        b.max_total_bytes = crate::settings::parse_size(s, "max_layer_size").with_context(bad)?;
+    }
+    if let Some(s) = &c.max_header_size {
+        b.max_header_bytes = crate::settings::parse_size(s, "max_header_size").with_context(bad)?;
+    }
+    if let Some(n) = c.max_path_length {
+        b.max_path_len = n;
+    }
+    Ok(b)
 }
 
 /// The credential files, in the order containers tools read them.
@@ -93,6 +140,8 @@ pub struct Images {
     pub store: Store,
     /// The registry client.
     pub client: RegistryClient,
+    /// Limits for unpacking layers.
+    pub budgets: ags_oci::unpack::Budgets,
 }
 
 impl Images {
@@ -107,7 +156,11 @@ impl Images {
             Arc::new(creds),
             ClientOptions::default(),
         );
-        Ok(Self { store, client })
+        Ok(Self {
+            store,
+            client,
+            budgets: unpack_budgets(global)?,
+        })
     }
 
     /// Pull `reference` (with progress on a terminal).

@@ -28,6 +28,7 @@ struct RawFile {
     #[serde(default)]
     secret: Vec<Spanned<RawSecret>>,
     registries: Option<toml::Table>,
+    images: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +126,7 @@ pub(crate) fn parse_layer(
     let mut config = Config {
         files: vec![source.path.to_path_buf()],
         registries: raw.registries.unwrap_or_default(),
+        images: raw.images.unwrap_or_default(),
         ..Config::default()
     };
     if let Some(sb) = raw.sandbox {

@@ -136,6 +136,6 @@ pub fn unpack(
     image: &ags_oci::store::PulledImage,
 ) -> anyhow::Result<std::path::PathBuf> {
     let (maps, privileged) = image_maps()?;
-    ags_build::rootfs::materialize(&imgs.store, image, &maps, privileged)
+    ags_build::rootfs::materialize(&imgs.store, image, &imgs.budgets, &maps, privileged)
         .with_context(|| format!("cannot prepare the root filesystem of {}", image.reference))
 }
