@@ -1,5 +1,6 @@
 //! Containerfile (Dockerfile) front end for ags: everything about a build that can be
-//! decided from text alone, before any step runs.
+//! decided from text alone, before any step runs; and the image root filesystems builds
+//! and runs start from.
 //!
 //! - [`parser`]: Containerfile text to a [`parser::Containerfile`] of [`parser::Stage`]s and
 //!   typed [`parser::Instruction`]s, each with a [`parser::Span`]; syntax errors are
@@ -10,6 +11,8 @@
 //!   platform args), stage lookup, and which stages a target needs.
 //! - [`ignore`]: `.containerignore` / `.dockerignore` matching.
 //! - [`cache_key`]: the step cache key.
+//! - [`rootfs`]: a pulled image unpacked into its shared, immutable tree (inside the
+//!   sandbox's user namespace, so files keep their owners), and removing such trees.
 //!
 //! The parser keeps values as written; the builder expands them in the stage's scope:
 //!
