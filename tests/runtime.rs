@@ -149,16 +149,7 @@ fn bind_mount_modes() {
 
 #[test]
 fn only_fds_0_to_2_reach_the_sandbox() {
-    let rootfs = busybox_rootfs();
-    let mut cmd = ags(&[
-        "run",
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "ls /proc/$$/fd; true",
-    ]);
+    let mut cmd = busybox_command(&[], &["sh", "-c", "ls /proc/$$/fd; true"]);
     // Leak two extra descriptors into ags, as a careless parent process would.
     let extra = std::fs::File::open("/etc/hostname").unwrap();
     let raw = extra.as_raw_fd();
@@ -412,16 +403,7 @@ fn no_process_survives_the_command() {
 
 #[test]
 fn sigkill_of_ags_leaves_no_process_and_no_state() {
-    let rootfs = busybox_rootfs();
-    let mut cmd = ags(&[
-        "run",
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "sleep 8123451 & sleep 8123452",
-    ]);
+    let mut cmd = busybox_command(&[], &["sh", "-c", "sleep 8123451 & sleep 8123452"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     assert!(
@@ -481,16 +463,14 @@ fn stale_state_from_a_killed_run_is_cleaned_at_the_next_start() {
 
 #[test]
 fn signals_are_forwarded_and_reported() {
-    let rootfs = busybox_rootfs();
-    let mut cmd = ags(&[
-        "run",
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done",
-    ]);
+    let mut cmd = busybox_command(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut out = child.stdout.take().unwrap();
@@ -596,9 +576,8 @@ fn openpty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
 
 #[test]
 fn tty_session_with_window_size_and_exit_status() {
-    let rootfs = busybox_rootfs();
     let (master, slave) = openpty(33, 101);
-    let mut cmd = ags(&["run", "--rootfs", rootfs.to_str().unwrap(), "--", "sh"]);
+    let mut cmd = busybox_command(&[], &["sh"]);
     let s = slave.as_raw_fd();
     // SAFETY: setsid/ioctl/dup2 in the child between fork and exec.
     unsafe {

@@ -166,14 +166,19 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Output {
     }
 }
 
-/// Run `ags run --rootfs <busybox> EXTRA... -- CMD...` and return the output.
-pub fn run_in_busybox(extra: &[&str], cmd: &[&str]) -> Output {
+/// `ags run --rootfs <busybox> EXTRA... -- CMD...` as the test user, not yet started.
+pub fn busybox_command(extra: &[&str], cmd: &[&str]) -> Command {
     let rootfs = busybox_rootfs();
     let mut args = vec!["run", "--rootfs", rootfs.to_str().expect("utf-8")];
     args.extend_from_slice(extra);
     args.push("--");
     args.extend_from_slice(cmd);
-    output_within(ags(&args), Duration::from_secs(60))
+    ags(&args)
+}
+
+/// Run `ags run --rootfs <busybox> EXTRA... -- CMD...` and return the output.
+pub fn run_in_busybox(extra: &[&str], cmd: &[&str]) -> Output {
+    output_within(busybox_command(extra, cmd), Duration::from_secs(60))
 }
 
 /// stdout as text.
