@@ -124,17 +124,6 @@ impl Home {
     }
 }
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 #[test]
 fn lockdown_stages_login_only_and_protects_the_host() {
     let home = Home::with_sandbox("passthrough_env = [\"PASSME\"]\n", "");

@@ -75,17 +75,6 @@ fn login(env: &Env, addr: &str, password: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 fn busybox_layer() -> String {
     format!("dir:{}", busybox_rootfs().display())
 }

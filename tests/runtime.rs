@@ -10,20 +10,9 @@ use std::time::{Duration, Instant};
 
 use ags_e2e::*;
 
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "ags failed: {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
-}
-
 #[test]
 fn capability_sets_are_empty_with_no_new_privs_and_seccomp() {
-    let out = ok(&run_in_busybox(&[], &["cat", "/proc/self/status"]));
+    let out = ok(run_in_busybox(&[], &["cat", "/proc/self/status"]));
     for field in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         let line = out
             .lines()
@@ -64,7 +53,7 @@ fn every_listed_syscall_is_refused() {
     ];
     let mut cmd = vec!["probe", "syscalls"];
     cmd.extend_from_slice(&calls);
-    let out = ok(&run_in_busybox(&[], &cmd));
+    let out = ok(run_in_busybox(&[], &cmd));
     for call in calls {
         let line = out
             .lines()
@@ -76,7 +65,7 @@ fn every_listed_syscall_is_refused() {
         );
     }
     // TIOCSTI is refused by a rule on the exact request; an ordinary ioctl still works.
-    let out = ok(&run_in_busybox(&[], &["probe", "syscalls", "tiocgwinsz"]));
+    let out = ok(run_in_busybox(&[], &["probe", "syscalls", "tiocgwinsz"]));
     assert!(!out.contains("EPERM"), "{out}");
 }
 
@@ -86,7 +75,7 @@ fn masked_and_readonly_paths() {
                   echo x > /proc/sys/kernel/hostname 2>/dev/null && echo WROTE-PROC-SYS; \
                   echo 1 > /proc/sysrq-trigger 2>/dev/null && echo WROTE-SYSRQ; \
                   cat /proc/kcore 2>/dev/null | wc -c";
-    let out = ok(&run_in_busybox(&[], &["sh", "-c", script]));
+    let out = ok(run_in_busybox(&[], &["sh", "-c", script]));
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     assert_eq!(lines, ["0", "0", "0", "0"], "{out}");
 }
@@ -119,7 +108,7 @@ fn tmpfs_sizes_are_enforced() {
     assert!(text.contains("No space left on device"), "{text}");
     assert!(!text.contains("rc=0"), "{text}");
     // The default /tmp is limited too (1 GiB).
-    let out = ok(&run_in_busybox(&[], &["sh", "-c", "df -k /tmp | tail -1"]));
+    let out = ok(run_in_busybox(&[], &["sh", "-c", "df -k /tmp | tail -1"]));
     assert!(out.contains("1048576"), "{out}");
 }
 
@@ -136,7 +125,7 @@ fn bind_mount_modes() {
     assert_eq!(stdout(&out).trim(), "from-host", "{}", stderr(&out));
     assert!(!dir.path().join("new").exists());
     let rw = format!("{}:/data", dir.path().display());
-    ok(&run_in_busybox(
+    ok(run_in_busybox(
         &["-v", &rw],
         &["sh", "-c", "echo written > /data/new"],
     ));
@@ -162,7 +151,7 @@ fn only_fds_0_to_2_reach_the_sandbox() {
             Ok(())
         });
     }
-    let out = ok(&output_within(cmd, Duration::from_secs(30)));
+    let out = ok(output_within(cmd, Duration::from_secs(30)));
     let fds: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(fds, ["0", "1", "2"], "{out}");
 }
@@ -228,7 +217,7 @@ fn rootfs_with_proc_symlink_is_refused() {
 
 #[test]
 fn user_namespace_maps_the_caller_and_subordinate_ids() {
-    let out = ok(&run_in_busybox(
+    let out = ok(run_in_busybox(
         &[],
         &["sh", "-c", "id -u; cat /proc/self/uid_map"],
     ));
@@ -246,13 +235,13 @@ fn user_namespace_maps_the_caller_and_subordinate_ids() {
         // ci/provision.sh gives the test user a 65536-wide range.
         assert_eq!(map.len(), 3, "{out}");
     }
-    let out = ok(&run_in_busybox(&["--user", "0"], &["id", "-u"]));
+    let out = ok(run_in_busybox(&["--user", "0"], &["id", "-u"]));
     assert_eq!(out.trim(), "0");
 }
 
 #[test]
 fn network_none_has_only_loopback_up() {
-    let out = ok(&run_in_busybox(
+    let out = ok(run_in_busybox(
         &[],
         &["sh", "-c", "ls /sys/class/net; ip -o link show lo"],
     ));
@@ -382,7 +371,7 @@ fn memory_limit_kills_a_process_that_exceeds_it() {
         stdout(&out),
         stderr(&out)
     );
-    let out = ok(&run_in_busybox(
+    let out = ok(run_in_busybox(
         &["--memory", "64m"],
         &["probe", "alloc", "16"],
     ));
@@ -444,7 +433,7 @@ fn stale_state_from_a_killed_run_is_cleaned_at_the_next_start() {
     // Simulate what a run killed together with its holder leaves: a run directory whose
     // lock nobody holds, with a container state directory.
     let base = user().runtime_dir.join("ags");
-    let _ = ok(&run_in_busybox(&[], &["true"])); // creates the state dirs
+    let _ = ok(run_in_busybox(&[], &["true"])); // creates the state dirs
     let stale = base.join("runs/ags-1-deadbeef0000");
     std::fs::create_dir_all(&stale).unwrap();
     std::fs::write(stale.join("lock"), "").unwrap();
@@ -456,7 +445,7 @@ fn stale_state_from_a_killed_run_is_cleaned_at_the_next_start() {
     ] {
         chown(p);
     }
-    ok(&run_in_busybox(&[], &["true"]));
+    ok(run_in_busybox(&[], &["true"]));
     assert!(!stale.exists());
     assert!(!base.join("youki/ags-1-deadbeef0000").exists());
 }

@@ -181,6 +181,19 @@ pub fn run_in_busybox(extra: &[&str], cmd: &[&str]) -> Output {
     output_within(busybox_command(extra, cmd), Duration::from_secs(60))
 }
 
+/// Assert that `ags` succeeded (showing its output when not) and return its stdout.
+pub fn ok(out: impl std::borrow::Borrow<Output>) -> String {
+    let out = out.borrow();
+    assert!(
+        out.status.success(),
+        "ags failed: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
 /// stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

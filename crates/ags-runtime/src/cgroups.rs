@@ -227,11 +227,6 @@ impl Delegation {
         }
     }
 
-    /// Whether limits are enforced by cgroups.
-    pub fn is_delegated(&self) -> bool {
-        !matches!(self, Delegation::None { .. })
-    }
-
     /// Write `limits` into the sandbox's cgroup, after libcontainer created it and before
     /// the command starts. libcontainer's own `linux.resources` cannot be used rootless on
     /// v1: it always writes the devices controller, which only real root may do.
@@ -485,7 +480,6 @@ mod tests {
             reason: String::new(),
         };
         assert_eq!(n.cgroups_path("x1"), "/ags-undelegated/x1");
-        assert!(!n.is_delegated());
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::holder::{Pidfd, remove_cgroups};
@@ -241,14 +241,10 @@ pub fn default_base(xdg_runtime_dir: Option<&Path>, uid: u32) -> PathBuf {
     }
 }
 
-/// Make sure a directory is private (0700); used by tests and callers that create
-/// directories for the sandbox.
-pub fn make_private(path: &Path) -> Result<(), StateError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io(path))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -269,7 +265,7 @@ mod tests {
             StateDir::open(base.clone()),
             Err(StateError::NotPrivate { .. })
         ));
-        make_private(&base).unwrap();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o700)).unwrap();
         assert!(StateDir::open(base).is_ok());
     }
 

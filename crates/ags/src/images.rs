@@ -66,12 +66,37 @@ fn user_config(global: &GlobalArgs) -> Result<Option<(PathBuf, ags_agent::config
 
 /// `[registries]` from the config file, when there is one.
 pub fn registry_config(global: &GlobalArgs) -> Result<RegistryConfig> {
+    Ok(image_settings(global)?.0)
+}
+
+/// `[registries]` and the unpack budgets (`[images]`) from one reading of the config file.
+fn image_settings(global: &GlobalArgs) -> Result<(RegistryConfig, ags_oci::unpack::Budgets)> {
+    let mut budgets = ags_oci::unpack::Budgets::default();
     let Some((path, cfg)) = user_config(global)? else {
-        return Ok(RegistryConfig::default());
+        return Ok((RegistryConfig::default(), budgets));
     };
-    toml::Value::Table(cfg.registries)
+    let registries = toml::Value::Table(cfg.registries)
         .try_into()
-        .with_context(|| format!("invalid [registries] in {}", path.display()))
+        .with_context(|| format!("invalid [registries] in {}", path.display()))?;
+    let bad = || format!("invalid [images] in {}", path.display());
+    let c: ImagesConfig = toml::Value::Table(cfg.images)
+        .try_into()
+        .with_context(bad)?;
+    if let Some(n) = c.max_entries {
+        budgets.max_entries = n;
+    }
+    if let Some(s) = &c.max_layer_size {
+        budgets.max_total_bytes =
+            crate::settings::parse_size(s, "max_layer_size").with_context(bad)?;
+    }
+    if let Some(s) = &c.max_header_size {
+        budgets.max_header_bytes =
+            crate::settings::parse_size(s, "max_header_size").with_context(bad)?;
+    }
+    if let Some(n) = c.max_path_length {
+        budgets.max_path_len = n;
+    }
+    Ok((registries, budgets))
 }
 
 /// `[images]`: limits on what unpacking one layer may consume. An image that exceeds
@@ -88,31 +113,6 @@ struct ImagesConfig {
     max_header_size: Option<String>,
     /// Length of an entry's path.
     max_path_length: Option<usize>,
-}
-
-/// The unpack budgets: defaults, then `[images]`.
-pub fn unpack_budgets(global: &GlobalArgs) -> Result<ags_oci::unpack::Budgets> {
-    let mut b = ags_oci::unpack::Budgets::default();
-    let Some((path, cfg)) = user_config(global)? else {
-        return Ok(b);
-    };
-    let bad = || format!("invalid [images] in {}", path.display());
-    let c: ImagesConfig = toml::Value::Table(cfg.images)
-        .try_into()
-        .with_context(bad)?;
-    if let Some(n) = c.max_entries {
-        b.max_entries = n;
-    }
-    if let Some(s) = &c.max_layer_size {
-        b.max_total_bytes = crate::settings::parse_size(s, "max_layer_size").with_context(bad)?;
-    }
-    if let Some(s) = &c.max_header_size {
-        b.max_header_bytes = crate::settings::parse_size(s, "max_header_size").with_context(bad)?;
-    }
-    if let Some(n) = c.max_path_length {
-        b.max_path_len = n;
-    }
-    Ok(b)
 }
 
 /// The credential files, in the order containers tools read them.
@@ -151,15 +151,12 @@ impl Images {
         let store = Store::open(&path)
             .with_context(|| format!("cannot open the image store {}", path.display()))?;
         let creds = AuthFiles::new(auth_files(), std::env::var_os("PATH"));
-        let client = RegistryClient::new(
-            registry_config(global)?,
-            Arc::new(creds),
-            ClientOptions::default(),
-        );
+        let (registries, budgets) = image_settings(global)?;
+        let client = RegistryClient::new(registries, Arc::new(creds), ClientOptions::default());
         Ok(Self {
             store,
             client,
-            budgets: unpack_budgets(global)?,
+            budgets,
         })
     }
 
