@@ -45,6 +45,7 @@
 //! assert_eq!(dest.value, "/srv/x"); // NAME was declared in `build`, not in this stage
 //! ```
 
+pub mod builder;
 pub mod cache_key;
 pub mod expand;
 pub mod ignore;

@@ -27,6 +27,7 @@ pub mod holder;
 pub mod host;
 pub mod idmap;
 pub mod network;
+pub mod overlay;
 pub mod policy;
 pub mod run;
 pub mod seccomp;

@@ -171,11 +171,28 @@ pub const HOME_SIZE: u64 = 1 << 30;
 /// Default inode limit for every tmpfs.
 pub const TMPFS_INODES: u64 = 65536;
 
+/// The writable root of a build step (see [`SandboxPolicy::writable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritableRoot {
+    /// The overlayfs upper directory: receives every change.
+    pub upper: PathBuf,
+    /// The overlayfs work directory (empty, on the same filesystem as `upper`).
+    pub work: PathBuf,
+}
+
 /// The whole sandbox, as data.
 #[derive(Debug, Clone)]
 pub struct SandboxPolicy {
-    /// Absolute path of the root filesystem (mounted read-only).
+    /// Absolute path of the root filesystem (mounted read-only): the bottom layer.
     pub rootfs: PathBuf,
+    /// More layers stacked on `rootfs`, bottom first (overlayfs lower directories, in the
+    /// overlay format: whiteouts are 0/0 character devices, opaque directories carry
+    /// `user.overlay.opaque`). Images built by `ags build` run from their step snapshots.
+    pub layers: Vec<PathBuf>,
+    /// A build step's root: the root is writable and every change lands in this upper
+    /// directory, which becomes the step's layer. `None` for every run: the root is then
+    /// read-only.
+    pub writable: Option<WritableRoot>,
     /// Command and arguments; `argv[0]` is resolved by the container's `PATH`.
     pub argv: Vec<String>,
     /// The complete environment of the command, in order. Nothing else passes.
@@ -218,6 +235,8 @@ impl SandboxPolicy {
         let home = PathBuf::from("/home/dev");
         let mut policy = Self {
             rootfs,
+            layers: Vec::new(),
+            writable: None,
             argv,
             env: Vec::new(),
             cwd: home.clone(),

@@ -80,6 +80,9 @@ pub enum RunError {
     /// The generated spec is invalid (a bug in ags).
     #[error("generated an invalid runtime spec")]
     Spec(#[source] serde_json::Error),
+    /// A sandbox started from a forked child failed (the child's message).
+    #[error("{0}")]
+    Forked(String),
     /// The rootfs is unsafe to start.
     #[error("refusing to start {rootfs}: {reason}")]
     UnsafeRootfs {
@@ -208,7 +211,13 @@ pub fn run(
     warn: &mut dyn FnMut(Warning),
 ) -> Result<i32, RunError> {
     check_rootfs(&policy.rootfs)?;
-    // setns(2) into a user namespace fails with EINVAL in a multi-threaded process.
+    // setns(2) into a user namespace fails with EINVAL in a multi-threaded process. Helper
+    // threads that are already shutting down (an HTTP client's, a progress bar's) get a
+    // moment to exit.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while threads() > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     if threads() > 1 {
         return Err(RunError::Sys {
             what: "the sandbox must be started from a single-threaded process (a bug in the caller)",
@@ -253,20 +262,6 @@ pub fn run(
         files.push((
             network::write_file(&run.path, "resolv.conf", &network::resolv_conf())?,
             PathBuf::from("/etc/resolv.conf"),
-        ));
-    }
-    let (passwd, group) =
-        network::user_entries(&policy.rootfs, policy.uid, policy.gid, &policy.home);
-    if let Some(p) = passwd {
-        files.push((
-            network::write_file(&run.path, "passwd", &p)?,
-            PathBuf::from("/etc/passwd"),
-        ));
-    }
-    if let Some(g) = group {
-        files.push((
-            network::write_file(&run.path, "group", &g)?,
-            PathBuf::from("/etc/group"),
         ));
     }
 
@@ -341,9 +336,40 @@ pub fn run(
         tracing::debug!("cannot install the procfs-clone filter (only slower): {e}");
     }
     let mut policy = policy.clone();
-    if let Some(merged) = overlay_root(&policy.rootfs, &run.path) {
-        teardown.overlay = Some(merged.clone());
-        policy.rootfs = merged;
+    match overlay_root(&policy, &run.path) {
+        Some(merged) => {
+            teardown.overlay = Some(merged.clone());
+            policy.rootfs = merged;
+            // The layers above the checked bottom one can change /proc too: check what
+            // the sandbox will really see.
+            check_rootfs(&policy.rootfs)?;
+        }
+        None if policy.writable.is_some() || !policy.layers.is_empty() => {
+            return Err(RunError::UnsafeRootfs {
+                rootfs: policy.rootfs.clone(),
+                reason: "a layered root needs overlayfs in a user namespace (Linux 5.11 or later)"
+                    .into(),
+            });
+        }
+        None => {}
+    }
+    // A build step edits /etc/passwd itself (useradd); only runs get the sandbox user
+    // added when the image lacks it.
+    if policy.writable.is_none() {
+        let (passwd, group) =
+            network::user_entries(&policy.rootfs, policy.uid, policy.gid, &policy.home);
+        if let Some(p) = passwd {
+            files.push((
+                network::write_file(&run.path, "passwd", &p)?,
+                PathBuf::from("/etc/passwd"),
+            ));
+        }
+        if let Some(g) = group {
+            files.push((
+                network::write_file(&run.path, "group", &g)?,
+                PathBuf::from("/etc/group"),
+            ));
+        }
     }
 
     let mut ctx = SpecContext {
@@ -469,6 +495,86 @@ pub fn run(
     teardown.after_exit();
     tracing::debug!("phase: torn down");
     Ok(code)
+}
+
+/// Like [`run`], but from a forked child, so that the calling process stays outside the
+/// sandbox's namespaces and can start more sandboxes afterwards (a build runs one per `RUN`
+/// step; [`run`] leaves its caller inside the user namespace it joined). The child is
+/// single-threaded whatever the caller is. Warnings are passed back.
+pub fn run_forked(
+    policy: &SandboxPolicy,
+    invoker: &Invoker,
+    opts: &RunOptions,
+    warn: &mut dyn FnMut(Warning),
+) -> Result<i32, RunError> {
+    use nix::unistd::{ForkResult, fork, pipe2};
+    use std::io::Read;
+    let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| RunError::Sys {
+        what: "cannot create a pipe",
+        source,
+    })?;
+    // SAFETY: the child runs only our code and leaves with _exit(2); glibc's allocator is
+    // fork-safe.
+    match unsafe { fork() }.map_err(|source| RunError::Sys {
+        what: "cannot fork",
+        source,
+    })? {
+        ForkResult::Child => {
+            drop(r);
+            let mut report = std::fs::File::from(w);
+            let mut lines = Vec::new();
+            let result = run(policy, invoker, opts, &mut |w| {
+                lines.push(match w {
+                    Warning::SingleIdMap(m) => format!("u{m}"),
+                    Warning::NoCgroupDelegation(m) => format!("c{m}"),
+                });
+            });
+            let code = match result {
+                Ok(code) => {
+                    lines.push(format!("x{code}"));
+                    0
+                }
+                Err(e) => {
+                    lines.push(format!("e{}", crate::userns::error_chain(&e)));
+                    1
+                }
+            };
+            let text: Vec<String> = lines.iter().map(|l| l.replace('\n', " ")).collect();
+            let _ = report.write_all(text.join("\n").as_bytes());
+            drop(report);
+            // SAFETY: _exit(2) skips the parent's destructors and atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            let mut text = String::new();
+            let _ = std::fs::File::from(r).read_to_string(&mut text);
+            loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => break,
+                    Ok(_) | Err(nix::Error::EINTR) => continue,
+                    Err(source) => {
+                        return Err(RunError::Sys {
+                            what: "cannot wait for the sandbox starter",
+                            source,
+                        });
+                    }
+                }
+            }
+            let mut result = Err(RunError::Forked("the sandbox starter died".into()));
+            for line in text.lines() {
+                let (tag, rest) = line.split_at(line.len().min(1));
+                match tag {
+                    "u" => warn(Warning::SingleIdMap(rest.to_string())),
+                    "c" => warn(Warning::NoCgroupDelegation(rest.to_string())),
+                    "x" => result = rest.parse().map_err(|_| RunError::Forked(line.to_string())),
+                    "e" => result = Err(RunError::Forked(rest.to_string())),
+                    _ => {}
+                }
+            }
+            result
+        }
+    }
 }
 
 struct UnblockOnDrop(SigSet);
@@ -702,49 +808,47 @@ fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) {
     }
 }
 
-/// Mount an overlay with the rootfs as its only lower layer and a per-run upper layer, and
-/// return the merged directory. The sandbox root is this overlay, read-only, so mount points
-/// that do not exist in the rootfs (a `-v` target, `/etc/resolv.conf`) are created in the
-/// throw-away upper layer and the rootfs itself, which may be shared by every run of an
-/// image, is never written. Unprivileged overlay mounts need Linux 5.11; without them the
-/// rootfs is used directly (and mount points are created in it, as runc does).
-fn overlay_root(rootfs: &Path, run_dir: &Path) -> Option<PathBuf> {
-    use nix::mount::{MsFlags, mount};
-    let (upper, work, merged) = (
-        run_dir.join("upper"),
-        run_dir.join("work"),
-        run_dir.join("merged"),
-    );
-    for d in [&upper, &work, &merged] {
-        std::fs::create_dir(d).ok()?;
-    }
-    // overlayfs splits its options on ',' and ':' and unescapes '\\'.
-    let esc = |p: &Path| {
-        let s = p.to_string_lossy();
-        s.replace('\\', "\\\\")
-            .replace(',', "\\,")
-            .replace(':', "\\:")
-    };
-    let base = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        esc(rootfs),
-        esc(&upper),
-        esc(&work)
-    );
-    for opts in [format!("{base},userxattr"), base] {
-        if mount(
-            Some("overlay"),
-            &merged,
-            Some("overlay"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some(opts.as_str()),
-        )
-        .is_ok()
-        {
-            return Some(merged);
+/// Mount the sandbox root as an overlay and return the merged directory.
+///
+/// For a run, the lower layers are the rootfs and any image layers above it, and the upper
+/// layer is a per-run throw-away directory; the root is mounted read-only, so mount points
+/// that do not exist in the image (a `-v` target, `/etc/resolv.conf`) are created in the
+/// throw-away layer and the image, shared by every run, is never written. For a build step
+/// the upper layer is the step's own directory and the root is writable.
+///
+/// Unprivileged overlay mounts need Linux 5.11 (`userxattr`, overlayfs docs "Permission
+/// model"); without them a run uses the rootfs directly (mount points are then created in
+/// it, as runc does) and a layered root cannot start.
+fn overlay_root(policy: &SandboxPolicy, run_dir: &Path) -> Option<PathBuf> {
+    let merged = run_dir.join("merged");
+    std::fs::create_dir(&merged).ok()?;
+    let (upper, work) = match &policy.writable {
+        Some(w) => (w.upper.clone(), w.work.clone()),
+        None => {
+            let (upper, work) = (run_dir.join("upper"), run_dir.join("work"));
+            for d in [&upper, &work] {
+                std::fs::create_dir(d).ok()?;
+            }
+            (upper, work)
         }
+    };
+    // The merged root takes its owner and mode from the upper directory: give it those of
+    // the image's root, not those of the user who created the directory.
+    let top = policy.layers.last().unwrap_or(&policy.rootfs);
+    if let Ok(meta) = std::fs::metadata(top) {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
+        let _ = std::fs::set_permissions(
+            &upper,
+            std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+        );
     }
-    None
+    let lowers: Vec<PathBuf> = std::iter::once(policy.rootfs.clone())
+        .chain(policy.layers.iter().cloned())
+        .collect();
+    crate::overlay::mount(&lowers, Some((&upper, &work)), &merged)
+        .ok()
+        .map(|()| merged)
 }
 
 fn threads() -> usize {

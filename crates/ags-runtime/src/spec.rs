@@ -145,7 +145,7 @@ pub fn build(policy: &SandboxPolicy, ctx: &SpecContext) -> Value {
 
     json!({
         "ociVersion": "1.0.2",
-        "root": {"path": policy.rootfs, "readonly": true},
+        "root": {"path": policy.rootfs, "readonly": policy.writable.is_none()},
         "hostname": policy.hostname,
         "process": {
             "terminal": policy.tty,

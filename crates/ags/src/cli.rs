@@ -154,6 +154,12 @@ pub enum Command {
         /// Registry host.
         registry: String,
     },
+    /// Build an image from a Containerfile (Dockerfile).
+    Build(Box<BuildArgs>),
+    /// Build (or rebuild) the agent sandbox image from its Containerfile.
+    Update(UpdateArgs),
+    /// Refresh only the agent CLIs in the sandbox image (its last build step).
+    UpdateAgents(UpdateArgs),
     /// Check that this host can run rootless sandboxes, with a fix for each problem.
     Doctor,
     /// Print a shell completion script.
@@ -259,4 +265,52 @@ pub enum TtyArg {
     Always,
     /// Never.
     Never,
+}
+
+/// `ags build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The Containerfile [default: CONTEXT/Containerfile, else CONTEXT/Dockerfile].
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Name of the resulting image, e.g. localhost/myimage:1 [default: untagged].
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tag: Option<String>,
+
+    /// Set a build argument: KEY=VALUE, or KEY to take it from the environment (repeatable).
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_args: Vec<String>,
+
+    /// Build this stage (name or index) instead of the last one.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+
+    /// Run every step again, ignoring the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Pull base images even when they are in the store.
+    #[arg(long)]
+    pub pull: bool,
+
+    /// Network of RUN steps.
+    #[arg(long, value_enum, default_value = "egress")]
+    pub network: NetworkArg,
+
+    /// The build context directory.
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+}
+
+/// `ags update` and `ags update-agents`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Run every step again, ignoring the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Pull the base image even when it is in the store.
+    #[arg(long)]
+    pub pull: bool,
 }

@@ -70,7 +70,7 @@ pub fn registry_config(global: &GlobalArgs) -> Result<RegistryConfig> {
 }
 
 /// `[registries]` and the unpack budgets (`[images]`) from one reading of the config file.
-fn image_settings(global: &GlobalArgs) -> Result<(RegistryConfig, ags_oci::unpack::Budgets)> {
+pub fn image_settings(global: &GlobalArgs) -> Result<(RegistryConfig, ags_oci::unpack::Budgets)> {
     let mut budgets = ags_oci::unpack::Budgets::default();
     let Some((path, cfg)) = user_config(global)? else {
         return Ok((RegistryConfig::default(), budgets));

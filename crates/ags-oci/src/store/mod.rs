@@ -14,6 +14,7 @@
 //! A blob appears under `blobs/` only after its digest and size were checked and the data
 //! was fsynced, so a crash or SIGKILL at any point leaves either no blob or a whole one.
 
+mod local;
 mod pull;
 
 pub use pull::{NoProgress, PullOptions, PullProgress, PulledImage};
@@ -112,6 +113,15 @@ pub enum StoreError {
     /// A pull was cancelled.
     #[error("pull of {0} cancelled")]
     Cancelled(String),
+    /// Serializing a document failed (a bug in ags).
+    #[error("cannot encode the {what}")]
+    Encode {
+        /// What was encoded.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod agent;
+pub mod build;
 mod completions;
 mod doctor;
 mod gc;
@@ -43,6 +44,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             password_stdin,
         } => login::login(g, &registry, &username, password_stdin),
         Command::Logout { registry } => login::logout(&registry),
+        Command::Build(args) => build::execute(g, &args),
+        Command::Update(args) => build::update(g, &args, false),
+        Command::UpdateAgents(args) => build::update(g, &args, true),
         Command::Doctor => doctor::execute(),
         Command::Completions { shell } => completions::execute(shell),
     }
