@@ -105,6 +105,14 @@ pub fn materialize(
             source,
         })?;
     let result = run_as_root(maps, privileged, || {
+        // The tree's root is the image's `/`: root's, 0755, unless a layer says otherwise
+        // (the temporary directory was created 0700 by the invoking user).
+        if maps.uids.iter().any(|m| m.container == 0) {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::os::unix::fs::chown(&tmp, Some(0), Some(0))
+                .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)))
+                .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        }
         let opts = UnpackOptions {
             budgets: budgets.clone(),
             rootless: true,

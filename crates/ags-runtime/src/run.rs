@@ -832,10 +832,10 @@ fn overlay_root(policy: &SandboxPolicy, run_dir: &Path) -> Option<PathBuf> {
             (upper, work)
         }
     };
-    // The merged root takes its owner and mode from the upper directory: give it those of
-    // the image's root, not those of the user who created the directory.
+    // The merged root takes its owner and mode from the upper directory. A build step's
+    // gets those of the image's root, not those of the user who created the directory.
     let top = policy.layers.last().unwrap_or(&policy.rootfs);
-    if let Ok(meta) = std::fs::metadata(top) {
+    if let (Some(_), Ok(meta)) = (&policy.writable, std::fs::metadata(top)) {
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
         let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
         let _ = std::fs::set_permissions(

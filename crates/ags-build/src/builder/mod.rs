@@ -23,6 +23,7 @@
 
 mod copy;
 mod diff;
+mod gc;
 mod output;
 mod steps;
 mod users;
@@ -45,6 +46,7 @@ use crate::stages::{GlobalScope, StageError, needed_stages, resolve_base};
 
 pub use copy::{CopyError, context_source};
 pub use diff::{DiffError, LAYER_MEDIA_TYPE, write_layer};
+pub use gc::gc;
 pub use users::{read_layered, resolve_user};
 
 /// Errors of a build. Step errors carry `FILE:LINE:COL`.

@@ -15,14 +15,17 @@ pub fn execute(global: &GlobalArgs) -> Result<i32> {
 /// Remove unreferenced root filesystems, then unreferenced blobs.
 pub fn reclaim(imgs: &Images) -> Result<()> {
     let (maps, privileged) = super::image_maps()?;
+    let snaps = ags_build::builder::gc(&imgs.store, &maps, privileged)
+        .context("cannot remove unused build cache")?;
     let trees = ags_build::rootfs::gc(&imgs.store, &maps, privileged)
         .context("cannot remove unused root filesystems")?;
     let report = imgs.store.gc().context("cannot remove unused blobs")?;
     eprintln!(
-        "removed {} blobs ({}) and {} root filesystems",
+        "removed {} blobs ({}), {} root filesystems and {} build snapshots",
         report.removed.len(),
         images::human(report.bytes_freed),
-        trees.len()
+        trees.len(),
+        snaps.len()
     );
     Ok(())
 }

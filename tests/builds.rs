@@ -1,0 +1,346 @@
+//! End-to-end tests of `ags build`: Containerfiles built on a busybox base image from the
+//! local registry (Debian's docker-registry on 127.0.0.1), as the unprivileged test user,
+//! with every RUN step in the ags sandbox. The results are run with `ags run`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ags_e2e::*;
+
+/// A private store, config and build context for one test.
+struct Env {
+    dir: tempfile::TempDir,
+    /// The busybox base image's reference.
+    base: String,
+    // Dropped last: stops the registry.
+    _reg: Registry,
+}
+
+impl Env {
+    /// A registry of its own (a registry in a static would outlive the test binary) with
+    /// the busybox base pushed to it.
+    fn new() -> Self {
+        let reg = Registry::start("plain");
+        push_image(
+            env!("CARGO_BIN_EXE_ags-testimage"),
+            &reg,
+            "t/busybox:1",
+            &[
+                "--config-cmd",
+                "/bin/sh",
+                &format!("dir:{}", busybox_rootfs().display()),
+            ],
+        );
+        let base = format!("{}/t/busybox:1", reg.addr);
+        let dir = user_tempdir();
+        let cfg = format!("[registries.hosts.\"{}\"]\ninsecure = true\n", reg.addr);
+        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+        chown(&dir.path().join("config.toml"));
+        let env = Self {
+            dir,
+            base,
+            _reg: reg,
+        };
+        env.write("ctx/.keep", "");
+        env
+    }
+
+    fn ctx(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
+    /// Writes a file under the test dir (parents created), owned by the test user.
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.dir.path().join(rel);
+        let mut created = Vec::new();
+        let mut cur = p.parent().unwrap().to_path_buf();
+        while !cur.exists() {
+            created.push(cur.clone());
+            cur = cur.parent().unwrap().to_path_buf();
+        }
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        for d in created {
+            chown(&d);
+        }
+        std::fs::write(&p, content).unwrap();
+        chown(&p);
+    }
+
+    /// The Containerfile with `BASE` replaced by the busybox image.
+    fn containerfile(&self, text: &str) {
+        self.write("ctx/Containerfile", &text.replace("BASE", &self.base));
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let store = self.dir.path().join("store");
+        let config = self.dir.path().join("config.toml");
+        let mut all = vec![
+            "--store",
+            store.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        ags(&all)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        output_within(self.cmd(args), Duration::from_secs(300))
+    }
+
+    fn build(&self, tag: &str, extra: &[&str]) -> Output {
+        let ctx = self.ctx();
+        let mut args = vec!["build", "-t", tag];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        self.run(&args)
+    }
+}
+
+fn steps_run(out: &Output) -> (usize, usize) {
+    let err = stderr(out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("built "))
+        .unwrap_or_else(|| panic!("no summary line: {err}"));
+    let nums: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // "built REF in 1.2s (N steps run, M cached)": the last two numbers.
+    (nums[nums.len() - 2], nums[nums.len() - 1])
+}
+
+#[test]
+fn every_instruction_builds_and_the_image_runs() {
+    let env = Env::new();
+    env.write("ctx/hello.txt", "hello from the context\n");
+    env.write("ctx/dir/a.rs", "a\n");
+    env.write("ctx/dir/sub/b.rs", "b\n");
+    env.write("ctx/g1.conf", "1\n");
+    env.write("ctx/g2.conf", "2\n");
+    // A tar archive ADD extracts.
+    let tar_src = env.dir.path().join("tarsrc");
+    std::fs::create_dir_all(tar_src.join("pkg")).unwrap();
+    std::fs::write(tar_src.join("pkg/file"), "from the archive\n").unwrap();
+    let st = Command::new("tar")
+        .args(["-czf"])
+        .arg(env.ctx().join("pkg.tar.gz"))
+        .arg("-C")
+        .arg(&tar_src)
+        .arg("pkg")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    chown(&env.ctx().join("pkg.tar.gz"));
+    env.containerfile(
+        r#"# syntax=docker/dockerfile:1
+ARG BASE_IMAGE=BASE
+FROM ${BASE_IMAGE}
+ARG WHO=builder
+ENV APP=/app \
+    GREETING="hi there"
+LABEL org.example.name="demo" version=1
+WORKDIR $APP
+COPY hello.txt ./
+COPY dir /app/tree/
+COPY g*.conf /app/conf/
+COPY --chown=1000:1000 --chmod=600 hello.txt /app/private
+ADD pkg.tar.gz /opt/
+RUN echo "${GREETING:-none} ${WHO:+set}" > /app/run.txt && mkdir -p /etc/gone && rm -rf /etc/gone
+RUN ["/bin/sh", "-c", "id -u > /app/uid"]
+RUN <<EOF
+echo heredoc > /app/heredoc
+echo "$APP" >> /app/heredoc
+EOF
+RUN --mount=type=cache,target=/cache echo cached-data > /cache/x && cp /cache/x /app/fromcache
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/y && test ! -e /app/y
+COPY <<EOF /app/inline.txt
+inline file
+EOF
+RUN rm /bin/true
+RUN adduser -D -u 1234 worker && mkdir /home/worker/data
+USER worker
+RUN id -u > /home/worker/data/who
+SHELL ["/bin/sh", "-ec"]
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /app/run.txt"]
+"#,
+    );
+    let out = env.build("localhost/demo:1", &["--build-arg", "WHO=me"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "build failed: {err}");
+    assert!(err.contains("STEP 1/"), "{err}");
+    assert_eq!(stdout(&out).trim(), "localhost/demo:1");
+
+    // The entrypoint and command.
+    assert_eq!(ok(env.run(&["run", "localhost/demo:1"])).trim(), "hi there set");
+    let script = "cd /app && cat hello.txt tree/a.rs tree/sub/b.rs conf/g1.conf conf/g2.conf \
+        /opt/pkg/file uid heredoc fromcache inline.txt /home/worker/data/who; \
+        stat -c '%u:%g %a' private; ls /etc/gone 2>&1; ls /bin/true 2>&1; id -u; pwd";
+    let got = ok(env.run(&["run", "localhost/demo:1", "--", script]));
+    let expect = [
+        "hello from the context",
+        "a",
+        "b",
+        "1",
+        "2",
+        "from the archive",
+        "0",
+        "heredoc",
+        "/app",
+        "cached-data",
+        "inline file",
+        "1234",
+        "1000:1000 600",
+    ];
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(&lines[..expect.len()], &expect, "{got}");
+    assert!(lines[expect.len()].contains("No such file"), "{got}");
+    assert!(lines[expect.len() + 1].contains("No such file"), "whiteout: {got}");
+    assert_eq!(lines[expect.len() + 2], "1234", "USER: {got}");
+    assert_eq!(lines[expect.len() + 3], "/app", "WORKDIR: {got}");
+}
+
+#[test]
+fn rebuilds_come_from_the_cache_and_an_edit_reruns_only_what_follows() {
+    let env = Env::new();
+    env.write("ctx/input.txt", "v1\n");
+    let cf = |last: &str| {
+        format!(
+            "FROM BASE\nRUN echo one > /one\nCOPY input.txt /input.txt\nRUN cat /input.txt > /copy\nRUN echo {last} > /last\n"
+        )
+    };
+    env.containerfile(&cf("a"));
+    let first = env.build("localhost/cache:1", &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(steps_run(&first), (4, 0), "{}", stderr(&first));
+
+    let again = env.build("localhost/cache:1", &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(steps_run(&again), (0, 4), "a no-op rebuild does no work");
+
+    env.containerfile(&cf("b"));
+    let edited = env.build("localhost/cache:1", &[]);
+    assert_eq!(steps_run(&edited), (1, 3), "{}", stderr(&edited));
+    assert_eq!(
+        ok(env.run(&["run", "localhost/cache:1", "--", "cat", "/last"])).trim(),
+        "b"
+    );
+
+    // Changing a COPY input reruns the COPY and what follows.
+    env.write("ctx/input.txt", "v2\n");
+    let changed = env.build("localhost/cache:1", &[]);
+    assert_eq!(steps_run(&changed), (3, 1), "{}", stderr(&changed));
+    assert_eq!(
+        ok(env.run(&["run", "localhost/cache:1", "--", "cat", "/copy"])).trim(),
+        "v2"
+    );
+    // --no-cache runs everything.
+    let nocache = env.build("localhost/cache:1", &["--no-cache"]);
+    assert_eq!(steps_run(&nocache), (4, 0));
+}
+
+#[test]
+fn multi_stage_builds_skip_unneeded_stages() {
+    let env = Env::new();
+    env.containerfile(
+        "FROM BASE AS unused\nRUN exit 42\n\
+         FROM BASE AS build\nRUN echo built > /artifact && mkdir -p /out/d && echo deep > /out/d/f\n\
+         FROM BASE\nCOPY --from=build /artifact /srv/artifact\nCOPY --from=build /out/ /srv/out/\n\
+         RUN cat /srv/artifact /srv/out/d/f\n",
+    );
+    let out = env.build("localhost/multi:1", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("exit 42"), "the unused stage must not run: {err}");
+    assert_eq!(
+        ok(env.run(&["run", "localhost/multi:1", "--", "cat", "/srv/artifact", "/srv/out/d/f"])),
+        "built\ndeep\n"
+    );
+    // --target builds a stage (and here fails, showing that it ran).
+    let t = env.build("localhost/multi:unused", &["--target", "unused"]);
+    assert!(!t.status.success());
+    assert!(stderr(&t).contains("exited with status 42"), "{}", stderr(&t));
+}
+
+#[test]
+fn ignore_files_keep_context_files_out() {
+    let env = Env::new();
+    env.write("ctx/keep.txt", "keep\n");
+    env.write("ctx/secret.env", "TOKEN=canary\n");
+    env.write("ctx/logs/a.log", "log\n");
+    env.write("ctx/.dockerignore", "*.env\nlogs\n");
+    env.containerfile("FROM BASE\nCOPY . /ctx/\n");
+    let out = env.build("localhost/ign:1", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ls = ok(env.run(&["run", "localhost/ign:1", "--", "ls", "-a", "/ctx"]));
+    assert!(ls.contains("keep.txt"), "{ls}");
+    assert!(!ls.contains("secret.env"), "{ls}");
+    assert!(!ls.contains("logs"), "{ls}");
+    // Naming an ignored file is an error.
+    env.containerfile("FROM BASE\nCOPY secret.env /x\n");
+    let out = env.build("localhost/ign:2", &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("excluded by the ignore file"), "{}", stderr(&out));
+}
+
+/// Every bad input fails with FILE:LINE, a non-zero exit, and tags nothing.
+#[test]
+fn bad_input_names_the_line_and_tags_nothing() {
+    let env = Env::new();
+    let outside = env.dir.path().join("outside-secret");
+    std::fs::write(&outside, "canary").unwrap();
+    chown(&outside);
+    std::os::unix::fs::symlink(&outside, env.ctx().join("link")).unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("FROM BASE\nFROBNICATE x\n", "Containerfile:2:1"),
+        ("FROM BASE\nRUN <<EOF\necho never closed\n", "Containerfile:2"),
+        ("FROM BASE\nCOPY missing.txt /x\n", "Containerfile:2:1: COPY source \"missing.txt\" does not exist"),
+        ("FROM BASE\nCOPY ../outside-secret /x\n", "outside the build context"),
+        ("FROM BASE\nCOPY link /x\n", "outside the build context"),
+        ("FROM BASE\nRUN --mount=type=secret,id=x,target=/s true\n", "not supported"),
+        ("FROM BASE\nRUN echo line-one; echo line-two; exit 3\n", "exited with status 3"),
+    ];
+    for (text, want) in cases {
+        env.containerfile(text);
+        let out = env.build("localhost/bad:1", &[]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{text:?} succeeded: {err}");
+        assert!(err.contains(want), "{text:?}: want {want:?} in: {err}");
+        assert!(!err.contains("canary"));
+    }
+    // The failing RUN shows its last output lines.
+    let err = stderr(&env.build("localhost/bad:1", &[]));
+    assert!(err.contains("line-two"), "{err}");
+    let images = ok(env.run(&["images"]));
+    assert!(!images.contains("localhost/bad"), "{images}");
+}
+
+#[test]
+fn a_failed_rebuild_keeps_the_previous_image() {
+    let env = Env::new();
+    env.containerfile("FROM BASE\nRUN echo v1 > /v\n");
+    assert!(env.build("localhost/keep:1", &[]).status.success());
+    env.containerfile("FROM BASE\nRUN echo v2 > /v && false\n");
+    assert!(!env.build("localhost/keep:1", &[]).status.success());
+    assert_eq!(
+        ok(env.run(&["run", "localhost/keep:1", "--", "cat", "/v"])).trim(),
+        "v1"
+    );
+}
+
+#[test]
+fn gc_reclaims_build_cache_no_image_uses() {
+    let env = Env::new();
+    env.containerfile("FROM BASE\nRUN echo v1 > /v\n");
+    assert!(env.build("localhost/gc:1", &[]).status.success());
+    let snaps = |p: &Path| std::fs::read_dir(p.join("store/build/snap")).map_or(0, |d| d.count());
+    assert_eq!(snaps(env.dir.path()), 1);
+    ok(env.run(&["rmi", "localhost/gc:1"]));
+    ok(env.run(&["gc"]));
+    assert_eq!(snaps(env.dir.path()), 0, "gc removes snapshots of removed images");
+}
