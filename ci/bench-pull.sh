@@ -89,13 +89,7 @@ trap '"$here/registry.sh" stop "$work/registry" 2>/dev/null || true; rm -rf "$wo
 # --- the registry and the image ---------------------------------------------------------
 port=${BENCH_PORT:-}
 if [[ -z $port ]]; then
-    for ((p = 5130; p < 5200; p++)); do
-        if ! ss -Hltn "sport = :$p" | grep -q .; then
-            port=$p
-            break
-        fi
-    done
-    [[ -n $port ]] || die "no free port between 5130 and 5199 (set BENCH_PORT)"
+    port=$(free_port 5130 5199) || die "no free port between 5130 and 5199 (set BENCH_PORT)"
 fi
 "$here/registry.sh" start plain "$port" "$work/registry" >/dev/null
 ref=127.0.0.1:$port/bench:latest
@@ -180,13 +174,12 @@ run_once() {
     chown "$AGS_TEST_UID:$AGS_TEST_GID" "$dir" "$runroot"
     chmod 0700 "$dir" "$runroot"
     cmd_for "$name" "$dir" "$runroot"
-    # Microseconds: EPOCHREALTIME without its decimal separator (which follows the locale).
-    t0=${EPOCHREALTIME//[!0-9]/}
+    t0=$(now_us)
     (cd "$dir" && timeout 600 "${user_cmd[@]}" /usr/bin/time -f %M -o "$dir/rss" "${cmd[@]}") \
         >"$logfile" 2>&1 || rc=$?
-    t1=${EPOCHREALTIME//[!0-9]/}
-    us=$((10#$t1 - 10#$t0))
-    last="$(printf '%d.%06d' $((us / 1000000)) $((us % 1000000))) $(tail -n 1 "$dir/rss" 2>/dev/null || echo 0)"
+    t1=$(now_us)
+    us=$((t1 - t0))
+    last="$(us_to_s "$us") $(tail -n 1 "$dir/rss" 2>/dev/null || echo 0)"
     # Root removes what the user's namespaces created (files owned by subordinate ids).
     rm -rf "$dir" "$runroot"
     return "$rc"

@@ -60,3 +60,22 @@ cgroup_hierarchies() {
 is_cgroup2() {
     [[ $(stat -f -c %T "$1") == cgroup2fs ]]
 }
+
+# Prints the first TCP port from $1 to $2 on which nothing listens (fails when all are taken).
+free_port() {
+    local p
+    for ((p = $1; p <= $2; p++)); do
+        if ! ss -Hltn "sport = :$p" | grep -q .; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Microseconds since the epoch: EPOCHREALTIME without its decimal separator (which
+# follows the locale).
+now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
+
+# Prints microseconds ($1) as seconds with six decimals.
+us_to_s() { printf '%d.%06d\n' $(($1 / 1000000)) $(($1 % 1000000)); }

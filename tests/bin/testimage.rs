@@ -12,6 +12,13 @@
 //!     --config-cmd /bin/sh dir:/tmp/rootfs random:20M:blob 'file:/etc/motd=hi+whiteout:/tmp'
 //! ```
 //! prints the manifest digest (the index digest with `--platforms`) on stdout.
+//!
+//! `push-tar` pushes prepared layer files instead (tar, tar+gzip or tar+zstd, byte for
+//! byte), e.g. the Debian base that ci/mk-debian-base.sh bootstraps:
+//! ```text
+//! ags-testimage push-tar --registry 127.0.0.1:5123 --insecure --repo library/debian \
+//!     --tag trixie-slim --config-cmd bash /tmp/debian-base/layer.tar.gz
+//! ```
 
 #[path = "testimage/layer.rs"]
 mod layer;
@@ -34,9 +41,14 @@ use ags_oci::registry::{ClientOptions, HostConfig, RegistryClient, RegistryConfi
 use layer::{BuildContext, Compression, Item, LayerOptions, LayerSpec};
 
 const USAGE: &str = r#"usage: ags-testimage push --registry HOST[:PORT] --repo NAME [OPTIONS] LAYER...
+       ags-testimage push-tar --registry HOST[:PORT] --repo NAME [OPTIONS] TARFILE...
 
-Builds an OCI image from LAYERs (base first) and pushes it to a registry; prints the
+push builds an OCI image from LAYERs (base first) and pushes it to a registry; prints the
 manifest digest (or the index digest with --platforms) on stdout, progress on stderr.
+push-tar does the same with prepared layer files: each TARFILE (base first) is a tar
+archive, plain or compressed with gzip or zstd (recognised by its magic number), pushed
+byte for byte with the matching media type; entries, owners and modes are the file's.
+The Registry and Image options below apply to both; the Layer options only to push.
 
 Registry:
   --registry HOST[:PORT]  registry to push to (required)
@@ -163,6 +175,8 @@ struct PushArgs {
     workdir: Option<String>,
     ctx: BuildContext,
     layers: Vec<LayerSpec>,
+    /// push-tar: prepared layer files, instead of `layers`.
+    tar_files: Vec<PathBuf>,
 }
 
 /// `["a","b"]` as JSON, or words split at whitespace.
@@ -175,7 +189,9 @@ fn parse_command(flag: &str, v: &str) -> Result<Vec<String>> {
     }
 }
 
-fn parse_push(args: &[String]) -> Result<PushArgs> {
+/// Parses `push` arguments, or `push-tar` arguments when `tar_files` is set (positional
+/// arguments are then layer files, and the layer options are refused).
+fn parse_push(args: &[String], tar_files: bool) -> Result<PushArgs> {
     let mut a = PushArgs {
         registry: String::new(),
         insecure: false,
@@ -197,6 +213,7 @@ fn parse_push(args: &[String]) -> Result<PushArgs> {
             seed: String::new(),
         },
         layers: Vec::new(),
+        tar_files: Vec::new(),
     };
     let mut opts = LayerOptions {
         compression: Compression::Gzip,
@@ -210,6 +227,10 @@ fn parse_push(args: &[String]) -> Result<PushArgs> {
     let mut only_layers = false;
     while let Some(arg) = it.next() {
         if only_layers || !arg.starts_with("--") {
+            if tar_files {
+                a.tar_files.push(PathBuf::from(arg));
+                continue;
+            }
             a.layers.push(parse_layer(arg, &opts)?);
             dangling = None;
             continue;
@@ -230,6 +251,16 @@ fn parse_push(args: &[String]) -> Result<PushArgs> {
                 .cloned()
                 .ok_or_else(|| usage_error(format!("{flag} needs a value")))
         };
+        if tar_files
+            && matches!(
+                flag,
+                "--compression" | "--owner" | "--raw-names" | "--clean-names" | "--seed"
+            )
+        {
+            return Err(usage_error(format!(
+                "{flag} is a push option: push-tar sends the layer files as they are"
+            )));
+        }
         match flag {
             "--registry" => a.registry = value()?,
             "--insecure" => a.insecure = true,
@@ -309,8 +340,12 @@ fn parse_push(args: &[String]) -> Result<PushArgs> {
     if a.registry.is_empty() || a.repo.is_empty() {
         return Err(usage_error("--registry and --repo are required"));
     }
-    if a.layers.is_empty() {
-        return Err(usage_error("no LAYER given"));
+    if a.layers.is_empty() && a.tar_files.is_empty() {
+        return Err(usage_error(if tar_files {
+            "no TARFILE given"
+        } else {
+            "no LAYER given"
+        }));
     }
     if a.user.is_some() != a.password.is_some() {
         return Err(usage_error("--user and --password go together"));
@@ -391,6 +426,12 @@ fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// Where a layer comes from: built from a spec (`push`) or read from a file (`push-tar`).
+enum Source<'a> {
+    Spec(&'a LayerSpec),
+    File(&'a Path),
+}
+
 fn push(a: &PushArgs) -> Result<Digest> {
     let mut hosts = BTreeMap::new();
     hosts.insert(
@@ -432,14 +473,46 @@ fn push(a: &PushArgs) -> Result<Digest> {
     let mut diff_ids = Vec::new();
     let mut history = Vec::new();
     let created = rfc3339(a.ctx.mtime);
-    let total = a.layers.len();
-    for (i, spec) in a.layers.iter().enumerate() {
+    let sources: Vec<Source> = if a.tar_files.is_empty() {
+        a.layers.iter().map(Source::Spec).collect()
+    } else {
+        a.tar_files.iter().map(|p| Source::File(p)).collect()
+    };
+    let total = sources.len();
+    for (i, source) in sources.iter().enumerate() {
         let started = Instant::now();
-        let built = layer::build(spec, i + 1, &a.ctx).map_err(|e| Error {
-            message: format!("layer {} ({}): {}", i + 1, spec.arg, e.message),
-            ..e
-        })?;
-        let media_type = match (a.docker, spec.options.compression) {
+        let (built, compression, created_by) = match source {
+            Source::Spec(spec) => {
+                let built = layer::build(spec, i + 1, &a.ctx).map_err(|e| Error {
+                    message: format!("layer {} ({}): {}", i + 1, spec.arg, e.message),
+                    ..e
+                })?;
+                let by = format!(
+                    "ags-testimage {} ({})",
+                    spec.items
+                        .iter()
+                        .map(Item::describe)
+                        .collect::<Vec<_>>()
+                        .join("+"),
+                    spec.options.compression.name()
+                );
+                (built, spec.options.compression, by)
+            }
+            Source::File(path) => {
+                let (built, compression) = layer::from_tar_file(path)?;
+                if a.docker && compression == Compression::Zstd {
+                    return Err(usage_error(format!(
+                        "{}: --format docker has no zstd layer media type: use --format oci",
+                        path.display()
+                    )));
+                }
+                // The diff_id, not the host path: the config must not depend on where
+                // the file happened to be.
+                let by = format!("ags-testimage push-tar {}", built.diff_id);
+                (built, compression, by)
+            }
+        };
+        let media_type = match (a.docker, compression) {
             (false, Compression::Gzip) => manifest::OCI_LAYER_GZIP,
             (false, Compression::Zstd) => "application/vnd.oci.image.layer.v1.tar+zstd",
             (false, Compression::None) => "application/vnd.oci.image.layer.v1.tar",
@@ -455,7 +528,7 @@ fn push(a: &PushArgs) -> Result<Digest> {
             i + 1,
             desc.digest,
             mib(desc.size),
-            spec.options.compression.name(),
+            compression.name(),
             mib(built.tar_size),
             started.elapsed().as_secs_f64()
         );
@@ -463,11 +536,7 @@ fn push(a: &PushArgs) -> Result<Digest> {
         diff_ids.push(built.diff_id.to_string());
         history.push(serde_json::json!({
             "created": created,
-            "created_by": format!(
-                "ags-testimage {} ({})",
-                spec.items.iter().map(Item::describe).collect::<Vec<_>>().join("+"),
-                spec.options.compression.name()
-            ),
+            "created_by": created_by,
         }));
     }
 
@@ -560,8 +629,8 @@ fn push(a: &PushArgs) -> Result<Digest> {
 
 fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
-        Some("push") => {
-            let a = parse_push(&args[1..])?;
+        Some(cmd @ ("push" | "push-tar")) => {
+            let a = parse_push(&args[1..], cmd == "push-tar")?;
             let digest = push(&a)?;
             eprintln!(
                 "ags-testimage: pushed {}/{}:{} {digest}",
@@ -632,13 +701,39 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let a = parse_push(&args).unwrap();
+        let a = parse_push(&args, false).unwrap();
         assert_eq!(a.layers[0].options.compression, Compression::Gzip);
         assert_eq!(a.layers[1].options.compression, Compression::Zstd);
         assert_eq!((a.layers[1].options.uid, a.layers[1].options.gid), (1, 2));
         let mut bad = args.clone();
         bad.push("--compression=none".into());
-        assert!(parse_push(&bad).unwrap_err().usage);
-        assert!(parse_push(&args[..4]).is_err());
+        assert!(parse_push(&bad, false).unwrap_err().usage);
+        assert!(parse_push(&args[..4], false).is_err());
+    }
+
+    #[test]
+    fn push_tar_takes_files_and_refuses_layer_options() {
+        let args = |extra: &[&str]| -> Vec<String> {
+            ["--registry", "127.0.0.1:5000", "--repo", "library/debian"]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let a = parse_push(&args(&["--config-cmd", "bash", "a.tar.gz", "b.tar"]), true).unwrap();
+        assert_eq!(
+            a.tar_files,
+            [PathBuf::from("a.tar.gz"), PathBuf::from("b.tar")]
+        );
+        assert!(a.layers.is_empty());
+        assert_eq!(a.cmd, Some(vec!["bash".to_string()]));
+        for bad in [
+            &["--compression", "zstd", "a.tar"][..],
+            &["--owner", "1:1", "a.tar"],
+            &["--raw-names", "a.tar"],
+            &[],
+        ] {
+            assert!(parse_push(&args(bad), true).unwrap_err().usage, "{bad:?}");
+        }
     }
 }

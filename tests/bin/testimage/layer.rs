@@ -7,7 +7,7 @@
 //! no timestamp or file name.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ags_oci::Digest;
 use sha2::{Digest as _, Sha256};
@@ -369,6 +369,72 @@ pub fn build(spec: &LayerSpec, index: usize, ctx: &BuildContext) -> Result<Built
     })
 }
 
+/// Reads a prepared layer file for `push-tar`: a tar archive, plain or compressed with gzip
+/// or zstd (told apart by their magic numbers). The file becomes the blob byte for byte;
+/// the diff_id is the sha256 of the decompressed stream, which must be a tar archive (a
+/// ustar or GNU header first, a whole number of 512-byte blocks).
+pub fn from_tar_file(path: &Path) -> Result<(BuiltLayer, Compression)> {
+    let blob = std::fs::read(path).map_err(|e| Error::path(path, e))?;
+    let compression = if blob.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    let bad =
+        |what: String| move |e: io::Error| Error::with(format!("{}: {what}", path.display()), e);
+    fn decoder(data: &[u8], compression: Compression) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match compression {
+            // Multi-member: `pigz` and concatenated gzip files are valid layers too.
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
+            Compression::Zstd => Box::new(zstd::Decoder::new(data)?),
+            Compression::None => Box::new(data),
+        })
+    }
+    let what = format!("not a valid {} stream", compression.name());
+    let mut header = [0u8; 512];
+    decoder(&blob, compression)
+        .and_then(|mut r| r.read_exact(&mut header))
+        .map_err(bad(format!("{what} or shorter than one tar header")))?;
+    if &header[257..262] != b"ustar" {
+        return Err(fail(format!(
+            "{}: not a tar archive (no ustar magic in the first header){}",
+            path.display(),
+            if compression == Compression::None {
+                "; gzip and zstd files are recognised by their magic number"
+            } else {
+                ""
+            }
+        )));
+    }
+    let mut out = Hashing {
+        inner: io::sink(),
+        hasher: Sha256::new(),
+        count: 0,
+    };
+    decoder(&blob, compression)
+        .and_then(|mut r| io::copy(&mut r, &mut out))
+        .map_err(bad(what))?;
+    if out.count % 512 != 0 {
+        return Err(fail(format!(
+            "{}: the tar stream is {} bytes, not a whole number of 512-byte blocks",
+            path.display(),
+            out.count
+        )));
+    }
+    let diff_id = Digest::from_hex(&hex_lower(&out.hasher.finalize()))
+        .map_err(|e| fail(format!("internal error: bad diff_id: {e}")))?;
+    Ok((
+        BuiltLayer {
+            blob,
+            diff_id,
+            tar_size: out.count,
+        },
+        compression,
+    ))
+}
+
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -640,6 +706,57 @@ mod tests {
         assert_eq!(got[0], (long.clone().into_bytes(), None, 1000));
         assert_eq!(got[1].0, b"../escape");
         assert_eq!(got[2], (b"/s".to_vec(), Some(long.into_bytes()), 1000));
+    }
+
+    #[test]
+    fn tar_files_are_pushed_verbatim_with_their_diff_id() {
+        let spec = LayerSpec {
+            arg: String::new(),
+            items: vec![Item::parse("file:/etc/motd=hi").unwrap()],
+            options: LayerOptions {
+                compression: Compression::None,
+                uid: 0,
+                gid: 0,
+                raw_names: false,
+            },
+        };
+        let ctx = BuildContext {
+            mtime: 0,
+            seed: String::new(),
+        };
+        let tar_bytes = build(&spec, 1, &ctx).unwrap().blob;
+        let want = Digest::of(&tar_bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar_bytes).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(tar_bytes.as_slice(), 3).unwrap();
+        for (name, bytes, compression) in [
+            ("l.tar", &tar_bytes, Compression::None),
+            ("l.tar.gz", &gz, Compression::Gzip),
+            ("l.tar.zst", &zst, Compression::Zstd),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let (built, c) = from_tar_file(&path).unwrap();
+            assert_eq!(c, compression, "{name}");
+            assert_eq!(&built.blob, bytes, "{name}");
+            assert_eq!(built.diff_id, want, "{name}");
+            assert_eq!(built.tar_size, tar_bytes.len() as u64, "{name}");
+        }
+        let bad: [(&str, &[u8]); 4] = [
+            ("empty", b""),
+            ("text", &[b'x'; 1024]),
+            ("truncated.gz", &gz[..gz.len() / 2]),
+            ("ragged.tar", &tar_bytes[..tar_bytes.len() - 100]),
+        ];
+        for (name, bytes) in bad {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = from_tar_file(&path).unwrap_err();
+            assert!(err.message.contains(name), "{name}: {}", err.message);
+        }
+        assert!(from_tar_file(&dir.path().join("missing")).is_err());
     }
 
     #[test]
