@@ -136,8 +136,8 @@ fn every_instruction_builds_and_the_image_runs() {
     chown(&env.ctx().join("pkg.tar.gz"));
     env.containerfile(
         r#"# syntax=docker/dockerfile:1
-ARG BASE_IMAGE=BASE
-FROM ${BASE_IMAGE}
+ARG IMG=BASE
+FROM ${IMG}
 ARG WHO=builder
 ENV APP=/app \
     GREETING="hi there"

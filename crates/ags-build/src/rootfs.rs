@@ -71,6 +71,48 @@ pub fn rootfs_path(store: &Store, image: &PulledImage) -> PathBuf {
     rootfs_root(store).join(image.manifest.config.digest.hex())
 }
 
+/// The root filesystem of an image as the runtime stacks it: a bottom tree and, for an
+/// image built here, the build's step snapshots above it (bottom first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRoot {
+    /// The bottom layer (a shared tree).
+    pub bottom: PathBuf,
+    /// The layers above it.
+    pub layers: Vec<PathBuf>,
+}
+
+impl ImageRoot {
+    /// Every layer, bottom first.
+    pub fn all(&self) -> Vec<PathBuf> {
+        std::iter::once(self.bottom.clone())
+            .chain(self.layers.iter().cloned())
+            .collect()
+    }
+}
+
+/// The image's root: an image built on this machine runs straight from its build
+/// snapshots (nothing to unpack); any other image from its tree, unpacked first when it
+/// is not there yet.
+pub fn image_root(
+    store: &Store,
+    image: &PulledImage,
+    budgets: &Budgets,
+    maps: &IdMaps,
+    privileged: bool,
+) -> Result<ImageRoot, RootfsError> {
+    if let Some(mut lowers) = crate::builder::layered_root(store, image) {
+        let bottom = lowers.remove(0);
+        return Ok(ImageRoot {
+            bottom,
+            layers: lowers,
+        });
+    }
+    Ok(ImageRoot {
+        bottom: materialize(store, image, budgets, maps, privileged)?,
+        layers: Vec::new(),
+    })
+}
+
 /// Return the image's tree, unpacking it first when it is not there yet.
 pub fn materialize(
     store: &Store,

@@ -835,7 +835,8 @@ fn overlay_root(policy: &SandboxPolicy, run_dir: &Path) -> Option<PathBuf> {
     // The merged root takes its owner and mode from the upper directory. A build step's
     // gets those of the image's root, not those of the user who created the directory.
     let top = policy.layers.last().unwrap_or(&policy.rootfs);
-    if let (Some(_), Ok(meta)) = (&policy.writable, std::fs::metadata(top)) {
+    let image_root = policy.writable.is_some() || !policy.layers.is_empty();
+    if let (true, Ok(meta)) = (image_root, std::fs::metadata(top)) {
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
         let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
         let _ = std::fs::set_permissions(

@@ -139,7 +139,7 @@ pub fn rootfs_policy(rootfs: &Path, args: &RunArgs) -> Result<SandboxPolicy, any
 /// The base policy for `ags run IMAGE [-- CMD]`: the image's entrypoint, command,
 /// environment, working directory and user, under the same sandbox.
 pub fn image_policy(
-    rootfs: PathBuf,
+    root: &ags_build::rootfs::ImageRoot,
     config: &ags_oci::manifest::ImageConfig,
     args: &RunArgs,
     limits: Limits,
@@ -157,15 +157,19 @@ pub fn image_policy(
         )
         .into());
     }
-    let mut policy =
-        SandboxPolicy::new(rootfs.clone(), argv, limits).map_err(|e| bad("CMD", e.to_string()))?;
+    let mut policy = SandboxPolicy::new(root.bottom.clone(), argv, limits)
+        .map_err(|e| bad("CMD", e.to_string()))?;
+    policy.layers = root.layers.clone();
     let user = match &args.user {
         Some(u) => Some(parse_user(u)?),
         None => config
             .user
             .as_deref()
             .filter(|u| !u.is_empty())
-            .map(|u| resolve_image_user(&rootfs, u))
+            .map(|u| {
+                ags_build::builder::resolve_in_layers(&root.all(), u)
+                    .map_err(|e| bad("IMAGE", format!("image user: {e}")))
+            })
             .transpose()?,
     };
     // An image without USER runs as its root, as in other engines; root here is a
@@ -187,56 +191,6 @@ pub fn image_policy(
     Ok(policy)
 }
 
-/// Resolve an image's `User` (`name`, `uid`, `name:group`, `uid:gid`) against its own
-/// /etc/passwd and /etc/group.
-fn resolve_image_user(rootfs: &Path, spec: &str) -> Result<(u32, u32), InputError> {
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let read = |f: &str| std::fs::read_to_string(rootfs.join(f)).unwrap_or_default();
-    let lookup = |text: &str, name: &str| {
-        text.lines()
-            .find(|l| l.split(':').next() == Some(name))
-            .and_then(|l| {
-                Some((
-                    l.split(':').nth(2)?.parse::<u32>().ok()?,
-                    l.split(':').nth(3).and_then(|g| g.parse::<u32>().ok()),
-                ))
-            })
-    };
-    let passwd = read("etc/passwd");
-    let (uid, primary) = match u.parse::<u32>() {
-        Ok(n) => (n, None),
-        Err(_) => lookup(&passwd, u).ok_or_else(|| {
-            bad(
-                "IMAGE",
-                format!("image user {u:?} is not in its /etc/passwd"),
-            )
-        })?,
-    };
-    let gid = match g {
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => lookup(&read("etc/group"), g)
-                .map(|(id, _)| id)
-                .ok_or_else(|| {
-                    bad(
-                        "IMAGE",
-                        format!("image group {g:?} is not in its /etc/group"),
-                    )
-                })?,
-        },
-        None => primary.unwrap_or(uid),
-    };
-    if uid > 65535 || gid > 65535 {
-        return Err(bad(
-            "IMAGE",
-            format!("image user {spec:?}: ids above 65535 are not mapped"),
-        ));
-    }
-    Ok((uid, gid))
-}
 
 /// Apply the flags every `ags run` shares, after the base policy.
 pub fn apply_flags(

@@ -17,7 +17,9 @@ pub fn gc(store: &Store, maps: &IdMaps, privileged: bool) -> Result<Vec<PathBuf>
     let cache = root.join("cache");
     let snap = root.join("snap");
     let mut used_layers = HashSet::new();
+    let mut used_configs = HashSet::new();
     for rec in store.images()? {
+        used_configs.insert(format!("{}.json", rec.config_digest.hex()));
         let reference = Store::record_reference(&rec)?;
         if let Ok(img) = store.get(&reference, Some(&rec.platform)) {
             used_layers.extend(img.manifest.layers.iter().map(|l| l.digest.to_string()));
@@ -45,6 +47,13 @@ pub fn gc(store: &Store, maps: &IdMaps, privileged: bool) -> Result<Vec<PathBuf>
             };
             if !keep {
                 let _ = fs::remove_file(&path);
+            }
+        }
+    }
+    if let Ok(entries) = fs::read_dir(root.join("images")) {
+        for e in entries.flatten() {
+            if !used_configs.contains(&*e.file_name().to_string_lossy()) {
+                let _ = fs::remove_file(e.path());
             }
         }
     }

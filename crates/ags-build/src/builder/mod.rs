@@ -47,7 +47,7 @@ use crate::stages::{GlobalScope, StageError, needed_stages, resolve_base};
 pub use copy::{CopyError, context_source};
 pub use diff::{DiffError, LAYER_MEDIA_TYPE, write_layer};
 pub use gc::gc;
-pub use users::{read_layered, resolve_user};
+pub use users::{read_layered, resolve_in_layers, resolve_user};
 
 /// Errors of a build. Step errors carry `FILE:LINE:COL`.
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +210,10 @@ pub(crate) struct StageState {
     pub(crate) config: Value,
     /// The cache key of the last step.
     pub(crate) key: String,
+    /// When the last filesystem step was first built (RFC 3339): the time every later
+    /// history entry and the image get, so that a build served from the cache produces a
+    /// byte-identical config (and image id).
+    pub(crate) created: String,
 }
 
 impl StageState {
@@ -245,7 +249,7 @@ impl StageState {
         if !self.config.get("history").is_some_and(Value::is_array) {
             self.config["history"] = json!([]);
         }
-        let mut h = json!({"created": now_rfc3339(), "created_by": created_by, "comment": "ags build"});
+        let mut h = json!({"created": self.created, "created_by": created_by, "comment": "ags build"});
         if empty {
             h["empty_layer"] = json!(true);
         }
@@ -311,7 +315,7 @@ pub fn build(
     }
     let state = last.expect("at least one stage");
     let mut config = state.config.clone();
-    config["created"] = json!(now_rfc3339());
+    config["created"] = json!(state.created);
     config["os"] = json!(opts.platform.os);
     config["architecture"] = json!(opts.platform.architecture);
     let bytes = serde_json::to_vec(&config).map_err(|source| {
@@ -329,11 +333,44 @@ pub fn build(
         }
     };
     let image = store.commit_image(&tag, &bytes, state.layers.clone(), &opts.platform)?;
+    record_layout(store, &image, &state.lowers)?;
     Ok(Built {
         image,
         executed: b.executed,
         cached: b.cached,
     })
+}
+
+/// Where the layout of a built image is recorded: its lower layers, by config digest.
+fn layout_path(store: &Store, config_hex: &str) -> PathBuf {
+    build_root(store).join("images").join(format!("{config_hex}.json"))
+}
+
+/// Records which directories make up a built image's root, so that runs use the build's
+/// snapshots instead of unpacking the image's layers again.
+fn record_layout(store: &Store, image: &PulledImage, lowers: &[PathBuf]) -> Result<(), BuildError> {
+    let path = layout_path(store, image.manifest.config.digest.hex());
+    let dir = path.parent().expect("a parent");
+    let io = |source| BuildError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&json!({"lowers": lowers})).expect("json")).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
+}
+
+/// The directories (bottom first) of an image built here, when they are all still there.
+pub fn layered_root(store: &Store, image: &PulledImage) -> Option<Vec<PathBuf>> {
+    let bytes = std::fs::read(layout_path(store, image.manifest.config.digest.hex())).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let lowers: Vec<PathBuf> = v["lowers"]
+        .as_array()?
+        .iter()
+        .map(|p| p.as_str().map(PathBuf::from))
+        .collect::<Option<_>>()?;
+    (!lowers.is_empty() && lowers.iter().all(|p| p.is_dir())).then_some(lowers)
 }
 
 /// The automatic platform args (`TARGETPLATFORM`, `TARGETOS`, ...).

@@ -85,6 +85,9 @@ fn mkdir(p: &Path) -> Result<(), BuildError> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CacheEntry {
     layer: Option<CachedLayer>,
+    /// When the step ran.
+    #[serde(default)]
+    created: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -190,11 +193,16 @@ impl Builder<'_> {
                 "{name} has ONBUILD triggers; ags build does not run them"
             )));
         }
+        let created = config["created"]
+            .as_str()
+            .unwrap_or("1970-01-01T00:00:00Z")
+            .to_string();
         Ok(StageState {
             lowers: vec![tree],
             layers: image.manifest.layers.clone(),
             config,
             key: image.manifest.config.digest.to_string(),
+            created,
         })
     }
 
@@ -233,6 +241,7 @@ impl Builder<'_> {
                     "history": [],
                 }),
                 key: "scratch".into(),
+                created: "1970-01-01T00:00:00Z".into(),
             },
             StageRef::Stage(i) => self.results.get(&i).cloned().ok_or_else(|| {
                 step_err(cf, stage.span, format!("stage {i} is not built before this one"))
@@ -548,6 +557,9 @@ impl Builder<'_> {
     ) -> Result<(), BuildError> {
         if let Some(entry) = self.lookup(&key) {
             self.apply_entry(state, &entry)?;
+            if !entry.created.is_empty() {
+                state.created = entry.created.clone();
+            }
             state.history(created_by, entry.layer.is_none());
             state.key = key;
             self.cached += 1;
@@ -573,6 +585,7 @@ impl Builder<'_> {
         };
         self.executed += 1;
         let entry = CacheEntry {
+            created: super::now_rfc3339(),
             layer: match &layer {
                 Some(d) => {
                     let digest = Digest::parse(&d.digest)
@@ -604,6 +617,7 @@ impl Builder<'_> {
                 source,
             })?;
         self.apply_entry(state, &entry)?;
+        state.created = entry.created.clone();
         state.history(created_by, entry.layer.is_none());
         state.key = key;
         Ok(())

@@ -145,8 +145,9 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
         }
         Err(e) => return Err(e).context("cannot read the image store"),
     };
-    let rootfs = super::unpack(&imgs, &pulled)?;
-    let policy = policy_from_plan(&plan, rootfs)?;
+    let root = super::unpack(&imgs, &pulled)?;
+    let mut policy = policy_from_plan(&plan, root.bottom.clone())?;
+    policy.layers = root.layers;
     // Dropping the client joins its background thread: the runtime must start from a
     // single-threaded process.
     drop(imgs);

@@ -224,6 +224,41 @@ fn parse_build_args(args: &[String]) -> Result<BTreeMap<String, String>, InputEr
     Ok(out)
 }
 
+/// The build arg of the shipped Containerfile that adds certificate authorities.
+pub const EXTRA_CA_ARG: &str = "AGS_EXTRA_CA_CERTS";
+
+/// Where Debian-family hosts keep the certificate authorities an administrator added.
+const HOST_EXTRA_CA_DIR: &str = "/usr/local/share/ca-certificates";
+
+/// The PEM certificates the host's administrator added to its trust store. On a network
+/// that intercepts TLS (a corporate proxy, a CI egress filter) the agent image needs them
+/// to reach the npm registry; elsewhere there are none and nothing changes.
+fn host_extra_cas() -> String {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut dirs = vec![PathBuf::from(HOST_EXTRA_CA_DIR)];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "crt") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut pem = String::new();
+    for f in files {
+        if let Ok(text) = std::fs::read_to_string(&f)
+            && text.contains("-----BEGIN CERTIFICATE-----")
+        {
+            pem.push_str(text.trim());
+            pem.push('\n');
+        }
+    }
+    pem
+}
+
 /// The sandbox image and the Containerfile it is built from, per the config.
 pub struct AgentImage {
     /// The image reference.
@@ -278,6 +313,12 @@ pub fn build_agent_image(
         }
     };
     let mut build_args = BTreeMap::new();
+    if image.containerfile.is_none() {
+        let pem = host_extra_cas();
+        if !pem.is_empty() {
+            build_args.insert(EXTRA_CA_ARG.to_string(), pem);
+        }
+    }
     if refresh_agents {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

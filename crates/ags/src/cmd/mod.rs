@@ -134,12 +134,13 @@ pub fn image_maps() -> anyhow::Result<(ags_runtime::idmap::IdMaps, bool)> {
     Ok((maps, me.uid == 0))
 }
 
-/// Unpack an image's layers into its shared root filesystem, if not done yet.
+/// The image's root filesystem: its build snapshots, or its layers unpacked into its
+/// shared tree (once).
 pub fn unpack(
     imgs: &crate::images::Images,
     image: &ags_oci::store::PulledImage,
-) -> anyhow::Result<std::path::PathBuf> {
+) -> anyhow::Result<ags_build::rootfs::ImageRoot> {
     let (maps, privileged) = image_maps()?;
-    ags_build::rootfs::materialize(&imgs.store, image, &imgs.budgets, &maps, privileged)
+    ags_build::rootfs::image_root(&imgs.store, image, &imgs.budgets, &maps, privileged)
         .with_context(|| format!("cannot prepare the root filesystem of {}", image.reference))
 }

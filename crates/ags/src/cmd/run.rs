@@ -20,12 +20,12 @@ pub fn execute(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             let limits = settings::limits(args.memory.as_deref(), args.pids, args.cpus.as_deref())?;
             let imgs = Images::open(global)?;
             let pulled = imgs.get_or_pull(&reference, &platform)?;
-            let rootfs = super::unpack(&imgs, &pulled)?;
+            let root = super::unpack(&imgs, &pulled)?;
             let config = imgs
                 .store
                 .image_config(&pulled)
                 .with_context(|| format!("cannot read the config of {reference}"))?;
-            settings::image_policy(rootfs, &config, args, limits)?
+            settings::image_policy(&root, &config, args, limits)?
         }
         (None, None) => unreachable!("clap requires IMAGE or --rootfs"),
     };
