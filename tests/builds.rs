@@ -219,9 +219,15 @@ fn rebuilds_come_from_the_cache_and_an_edit_reruns_only_what_follows() {
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(steps_run(&first), (4, 0), "{}", stderr(&first));
 
+    let listed = ok(env.run(&["images"]));
     let again = env.build("localhost/cache:1", &[]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(steps_run(&again), (0, 4), "a no-op rebuild does no work");
+    assert_eq!(
+        ok(env.run(&["images"])),
+        listed,
+        "a cached rebuild gives the identical image"
+    );
 
     env.containerfile(&cf("b"));
     let edited = env.build("localhost/cache:1", &[]);

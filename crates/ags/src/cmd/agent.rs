@@ -132,12 +132,19 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
     let platform = images::parse_platform(None)?;
     let pulled = match imgs.store.get(&reference, Some(&platform)) {
         Ok(p) => p,
-        Err(ags_oci::store::StoreError::NotFound(_)) if plan.image == config::DEFAULT_IMAGE => {
-            bail!(crate::render::Hint(
-                "the default agent image is built by `ags update`, which this version does not have yet; \
-                 set [sandbox].image in the config to an image in a registry"
-                    .into()
-            ))
+        Err(ags_oci::store::StoreError::NotFound(_))
+            if plan.image == config::DEFAULT_IMAGE || config.sandbox.containerfile.is_some() =>
+        {
+            // The first run on a new machine: build the sandbox image (what `ags update`
+            // does), with the build's progress on stderr.
+            eprintln!(
+                "the sandbox image {reference} is not built yet: building it now (rebuild later with `ags update`)"
+            );
+            let image = super::build::AgentImage {
+                reference: reference.clone(),
+                containerfile: config.sandbox.containerfile.as_ref().map(|l| l.value.clone()),
+            };
+            super::build::build_agent_image(global, &image, false, false, false)?.image
         }
         Err(ags_oci::store::StoreError::NotFound(_)) => {
             eprintln!("pulling {reference}");
