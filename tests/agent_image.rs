@@ -98,19 +98,45 @@ fn the_shipped_agent_image_builds_and_runs_codex() {
     assert_eq!(stdout(&built).trim(), "localhost/ags/agent:latest");
 
     let version = ok(output_within(
-        ags_in(dir.path(), &["run", "localhost/ags/agent:latest", "--", "codex", "--version"]),
+        ags_in(
+            dir.path(),
+            &[
+                "run",
+                "localhost/ags/agent:latest",
+                "--",
+                "codex",
+                "--version",
+            ],
+        ),
         Duration::from_secs(120),
     ));
     assert!(version.contains("codex"), "{version}");
     let who = ok(output_within(
-        ags_in(dir.path(), &["run", "localhost/ags/agent:latest", "--", "sh", "-c", "id -un; command -v git rg fd jq tmux python3 node npm claude gemini opencode pi | wc -l"]),
+        ags_in(
+            dir.path(),
+            &[
+                "run",
+                "localhost/ags/agent:latest",
+                "--",
+                "sh",
+                "-c",
+                "id -un; command -v git rg fd jq tmux python3 node npm claude gemini opencode pi | wc -l",
+            ],
+        ),
         Duration::from_secs(120),
     ));
-    assert_eq!(who.split_whitespace().collect::<Vec<_>>(), ["dev", "13"], "{who}");
+    assert_eq!(
+        who.split_whitespace().collect::<Vec<_>>(),
+        ["dev", "13"],
+        "{who}"
+    );
 
     // The real codex CLI in a lockdown session.
     let lockdown = ok(output_within(
-        ags_in(dir.path(), &["--agent", "codex", "--lockdown", "--", "--version"]),
+        ags_in(
+            dir.path(),
+            &["--agent", "codex", "--lockdown", "--", "--version"],
+        ),
         Duration::from_secs(120),
     ));
     assert!(lockdown.contains("codex"), "{lockdown}");

@@ -177,7 +177,10 @@ CMD ["cat /app/run.txt"]
     assert_eq!(stdout(&out).trim(), "localhost/demo:1");
 
     // The entrypoint and command.
-    assert_eq!(ok(env.run(&["run", "localhost/demo:1"])).trim(), "hi there set");
+    assert_eq!(
+        ok(env.run(&["run", "localhost/demo:1"])).trim(),
+        "hi there set"
+    );
     let script = "cd /app && cat hello.txt tree/a.rs tree/sub/b.rs conf/g1.conf conf/g2.conf \
         /opt/pkg/file uid heredoc fromcache inline.txt /home/worker/data/who; \
         stat -c '%u:%g %a' private; ls /etc/gone 2>&1; ls /bin/true 2>&1; id -u; pwd";
@@ -200,7 +203,10 @@ CMD ["cat /app/run.txt"]
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(&lines[..expect.len()], &expect, "{got}");
     assert!(lines[expect.len()].contains("No such file"), "{got}");
-    assert!(lines[expect.len() + 1].contains("No such file"), "whiteout: {got}");
+    assert!(
+        lines[expect.len() + 1].contains("No such file"),
+        "whiteout: {got}"
+    );
     assert_eq!(lines[expect.len() + 2], "1234", "USER: {got}");
     assert_eq!(lines[expect.len() + 3], "/app", "WORKDIR: {got}");
 }
@@ -262,15 +268,29 @@ fn multi_stage_builds_skip_unneeded_stages() {
     let out = env.build("localhost/multi:1", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(!err.contains("exit 42"), "the unused stage must not run: {err}");
+    assert!(
+        !err.contains("exit 42"),
+        "the unused stage must not run: {err}"
+    );
     assert_eq!(
-        ok(env.run(&["run", "localhost/multi:1", "--", "cat", "/srv/artifact", "/srv/out/d/f"])),
+        ok(env.run(&[
+            "run",
+            "localhost/multi:1",
+            "--",
+            "cat",
+            "/srv/artifact",
+            "/srv/out/d/f"
+        ])),
         "built\ndeep\n"
     );
     // --target builds a stage (and here fails, showing that it ran).
     let t = env.build("localhost/multi:unused", &["--target", "unused"]);
     assert!(!t.status.success());
-    assert!(stderr(&t).contains("exited with status 42"), "{}", stderr(&t));
+    assert!(
+        stderr(&t).contains("exited with status 42"),
+        "{}",
+        stderr(&t)
+    );
 }
 
 #[test]
@@ -291,7 +311,11 @@ fn ignore_files_keep_context_files_out() {
     env.containerfile("FROM BASE\nCOPY secret.env /x\n");
     let out = env.build("localhost/ign:2", &[]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("excluded by the ignore file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("excluded by the ignore file"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Every bad input fails with FILE:LINE, a non-zero exit, and tags nothing.
@@ -304,12 +328,27 @@ fn bad_input_names_the_line_and_tags_nothing() {
     std::os::unix::fs::symlink(&outside, env.ctx().join("link")).unwrap();
     let cases: &[(&str, &str)] = &[
         ("FROM BASE\nFROBNICATE x\n", "Containerfile:2:1"),
-        ("FROM BASE\nRUN <<EOF\necho never closed\n", "Containerfile:2"),
-        ("FROM BASE\nCOPY missing.txt /x\n", "Containerfile:2:1: COPY source \"missing.txt\" does not exist"),
-        ("FROM BASE\nCOPY ../outside-secret /x\n", "outside the build context"),
+        (
+            "FROM BASE\nRUN <<EOF\necho never closed\n",
+            "Containerfile:2",
+        ),
+        (
+            "FROM BASE\nCOPY missing.txt /x\n",
+            "Containerfile:2:1: COPY source \"missing.txt\" does not exist",
+        ),
+        (
+            "FROM BASE\nCOPY ../outside-secret /x\n",
+            "outside the build context",
+        ),
         ("FROM BASE\nCOPY link /x\n", "outside the build context"),
-        ("FROM BASE\nRUN --mount=type=secret,id=x,target=/s true\n", "not supported"),
-        ("FROM BASE\nRUN echo line-one; echo line-two; exit 3\n", "exited with status 3"),
+        (
+            "FROM BASE\nRUN --mount=type=secret,id=x,target=/s true\n",
+            "not supported",
+        ),
+        (
+            "FROM BASE\nRUN echo line-one; echo line-two; exit 3\n",
+            "exited with status 3",
+        ),
     ];
     for (text, want) in cases {
         env.containerfile(text);
@@ -348,5 +387,9 @@ fn gc_reclaims_build_cache_no_image_uses() {
     assert_eq!(snaps(env.dir.path()), 1);
     ok(env.run(&["rmi", "localhost/gc:1"]));
     ok(env.run(&["gc"]));
-    assert_eq!(snaps(env.dir.path()), 0, "gc removes snapshots of removed images");
+    assert_eq!(
+        snaps(env.dir.path()),
+        0,
+        "gc removes snapshots of removed images"
+    );
 }

@@ -108,8 +108,14 @@ mod tests {
         let a = Path::new("/s/build/snap/1/upper");
         let b = Path::new("/s/build/snap/2/upper");
         let c = Path::new("/s/rootfs/abc");
-        assert_eq!(common_ancestor(&[a, b]), Some(PathBuf::from("/s/build/snap")));
+        assert_eq!(
+            common_ancestor(&[a, b]),
+            Some(PathBuf::from("/s/build/snap"))
+        );
         assert_eq!(common_ancestor(&[a, b, c]), Some(PathBuf::from("/s")));
-        assert_eq!(common_ancestor(&[Path::new("/x"), Path::new("/y")]), Some(PathBuf::from("/")));
+        assert_eq!(
+            common_ancestor(&[Path::new("/x"), Path::new("/y")]),
+            Some(PathBuf::from("/"))
+        );
     }
 }

@@ -191,7 +191,6 @@ pub fn image_policy(
     Ok(policy)
 }
 
-
 /// Apply the flags every `ags run` shares, after the base policy.
 pub fn apply_flags(
     policy: &mut SandboxPolicy,

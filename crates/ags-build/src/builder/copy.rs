@@ -274,7 +274,9 @@ fn visit_dir(
                 format!("{c}/{child_rel}")
             }
         });
-        let ignored = ctx_path.as_deref().is_some_and(|p| job.ignore.is_excluded(p))
+        let ignored = ctx_path
+            .as_deref()
+            .is_some_and(|p| job.ignore.is_excluded(p))
             || job.excludes.is_excluded(&child_rel);
         if ignored && !(meta.is_dir() && job.ignore.has_exceptions()) {
             continue;
@@ -309,7 +311,9 @@ pub fn content_digest(job: &CopyJob, extra: &[&str]) -> Result<String, CopyError
         match s {
             Source::Host { path, ctx_rel } => {
                 field(&mut h, b's', path.to_string_lossy().as_bytes());
-                visit(path, ctx_rel.as_deref(), job, &mut |e| hash_entry(&mut h, &e))?;
+                visit(path, ctx_rel.as_deref(), job, &mut |e| {
+                    hash_entry(&mut h, &e)
+                })?;
             }
             Source::View { view, path } => {
                 field(&mut h, b'v', format!("{view}:{path}").as_bytes());
@@ -426,7 +430,11 @@ pub fn apply(
                 (real, None)
             }
             Source::Data { name, data, mode } => {
-                let target = if into_dir { join(dest_rel, name) } else { dest_rel.to_string() };
+                let target = if into_dir {
+                    join(dest_rel, name)
+                } else {
+                    dest_rel.to_string()
+                };
                 let mut h = header(None, *mode);
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(data.len() as u64);
@@ -490,7 +498,8 @@ pub fn apply(
             if ft.is_dir() {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
-                b.append_data(&mut h, format!("{target}/"), io::empty()).map_err(w)
+                b.append_data(&mut h, format!("{target}/"), io::empty())
+                    .map_err(w)
             } else if ft.is_symlink() {
                 let t = fs::read_link(&e.path).map_err(|source| CopyError::Read {
                     path: e.path.clone(),
@@ -507,7 +516,8 @@ pub fn apply(
                 })?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(e.meta.len());
-                b.append_data(&mut h, target, f.take(e.meta.len())).map_err(w)
+                b.append_data(&mut h, target, f.take(e.meta.len()))
+                    .map_err(w)
             } else if ft.is_fifo() {
                 h.set_entry_type(tar::EntryType::Fifo);
                 h.set_size(0);
@@ -554,7 +564,9 @@ fn extract_archive(
     let h = root
         .resolve(if dest_rel.is_empty() { "/" } else { dest_rel })
         .map_err(|e| e.to_string())?;
-    let dir = PathBuf::from(format!("/proc/self/fd/{}", handle_fd(&h)));
+    // The directory as resolved inside the root (symlinks followed as if the root were
+    // `/`); the unpacker confines the archive's entries to it in turn.
+    let dir = fs::read_link(format!("/proc/self/fd/{}", handle_fd(&h))).map_err(|e| e.to_string())?;
     let mut f = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
     let mut magic = [0u8; 4];
     let n = f.read(&mut magic).map_err(|e| e.to_string())?;
@@ -625,7 +637,14 @@ mod tests {
         std::os::unix::fs::symlink("ok.txt", ctx.join("inside")).unwrap();
         std::os::unix::fs::symlink("../../secret", ctx.join("sub/deep")).unwrap();
         let none = IgnoreMatcher::default();
-        for bad in ["../secret", "sub/../../secret", "up", "abs", "sub/deep", "/../secret"] {
+        for bad in [
+            "../secret",
+            "sub/../../secret",
+            "up",
+            "abs",
+            "sub/deep",
+            "/../secret",
+        ] {
             assert!(
                 matches!(context_source(&ctx, bad, &none), Err(CopyError::Escapes(_))),
                 "{bad} was not refused"
@@ -650,7 +669,10 @@ mod tests {
             fs::write(p, f).unwrap();
         }
         let none = IgnoreMatcher::default();
-        assert_eq!(context_source(ctx, "*.rs", &none).unwrap(), ["a.rs", "b.rs"]);
+        assert_eq!(
+            context_source(ctx, "*.rs", &none).unwrap(),
+            ["a.rs", "b.rs"]
+        );
         assert_eq!(context_source(ctx, "*/*.rs", &none).unwrap(), ["d/e.rs"]);
         let ign = IgnoreMatcher::new("b.rs\n").unwrap();
         assert_eq!(context_source(ctx, "*.rs", &ign).unwrap(), ["a.rs"]);

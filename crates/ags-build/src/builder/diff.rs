@@ -38,7 +38,9 @@ pub enum DiffError {
     #[error("cannot write the layer")]
     Write(#[source] io::Error),
     /// A name an image layer cannot carry.
-    #[error("the step created /{0}, but names starting with .wh. cannot be stored in an image layer")]
+    #[error(
+        "the step created /{0}, but names starting with .wh. cannot be stored in an image layer"
+    )]
     WhiteoutName(String),
 }
 
@@ -155,7 +157,11 @@ fn xattr_is_y(path: &Path, name: &str) -> bool {
 
 /// Writes the changes in `upper` as a zstd-compressed layer to `out`, or returns `None`
 /// when there are none. `run_step` skips the mount points of a `RUN`.
-pub fn write_layer(upper: &Path, out: &File, run_step: bool) -> Result<Option<LayerDigests>, DiffError> {
+pub fn write_layer(
+    upper: &Path,
+    out: &File,
+    run_step: bool,
+) -> Result<Option<LayerDigests>, DiffError> {
     if !has_changes(upper, run_step)? {
         return Ok(None);
     }

@@ -29,9 +29,13 @@ pub fn gc(store: &Store, maps: &IdMaps, privileged: bool) -> Result<Vec<PathBuf>
     if let Ok(entries) = fs::read_dir(&cache) {
         for e in entries.flatten() {
             let path = e.path();
-            let entry: Option<serde_json::Value> =
-                fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            let layer = entry.as_ref().and_then(|v| v.get("layer")).filter(|l| !l.is_null());
+            let entry: Option<serde_json::Value> = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let layer = entry
+                .as_ref()
+                .and_then(|v| v.get("layer"))
+                .filter(|l| !l.is_null());
             let keep = match layer {
                 // A "no change" result costs nothing to keep.
                 None => entry.is_some(),

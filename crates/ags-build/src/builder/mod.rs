@@ -249,11 +249,15 @@ impl StageState {
         if !self.config.get("history").is_some_and(Value::is_array) {
             self.config["history"] = json!([]);
         }
-        let mut h = json!({"created": self.created, "created_by": created_by, "comment": "ags build"});
+        let mut h =
+            json!({"created": self.created, "created_by": created_by, "comment": "ags build"});
         if empty {
             h["empty_layer"] = json!(true);
         }
-        self.config["history"].as_array_mut().expect("array").push(h);
+        self.config["history"]
+            .as_array_mut()
+            .expect("array")
+            .push(h);
     }
 }
 
@@ -343,7 +347,9 @@ pub fn build(
 
 /// Where the layout of a built image is recorded: its lower layers, by config digest.
 fn layout_path(store: &Store, config_hex: &str) -> PathBuf {
-    build_root(store).join("images").join(format!("{config_hex}.json"))
+    build_root(store)
+        .join("images")
+        .join(format!("{config_hex}.json"))
 }
 
 /// Records which directories make up a built image's root, so that runs use the build's
@@ -357,7 +363,11 @@ fn record_layout(store: &Store, image: &PulledImage, lowers: &[PathBuf]) -> Resu
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&json!({"lowers": lowers})).expect("json")).map_err(io)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&json!({"lowers": lowers})).expect("json"),
+    )
+    .map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)
 }
 
@@ -421,7 +431,6 @@ pub(crate) fn now_rfc3339() -> String {
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     ags_runtime::userns::error_chain(e)
 }
-
 
 #[cfg(test)]
 mod tests {

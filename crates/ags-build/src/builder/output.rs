@@ -62,10 +62,17 @@ impl Prefixed {
                 drop(log_file);
                 let mut saved = Vec::new();
                 let null = File::open("/dev/null")?;
-                for (fd, src) in [(0, null.as_raw_fd()), (1, w.as_raw_fd()), (2, w.as_raw_fd())] {
+                for (fd, src) in [
+                    (0, null.as_raw_fd()),
+                    (1, w.as_raw_fd()),
+                    (2, w.as_raw_fd()),
+                ] {
                     // SAFETY: dup returns a new descriptor we then own.
                     let copy = unsafe { OwnedFd::from_raw_fd(dup(fd)?) };
-                    nix::fcntl::fcntl(copy.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+                    nix::fcntl::fcntl(
+                        copy.as_raw_fd(),
+                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+                    )?;
                     dup2(src, fd)?;
                     saved.push((fd, copy));
                 }

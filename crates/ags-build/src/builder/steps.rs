@@ -18,9 +18,7 @@ use super::diff::{self, LAYER_MEDIA_TYPE, LayerDigests};
 use super::{BuildEnv, BuildError, BuildHost, BuildOptions, Event, StageState, build_root, chain};
 use crate::cache_key::{CacheKeyInput, cache_key};
 use crate::ignore::IgnoreMatcher;
-use crate::parser::{
-    Command, Containerfile, Healthcheck, Instruction, InstructionKind, Span,
-};
+use crate::parser::{Command, Containerfile, Healthcheck, Instruction, InstructionKind, Span};
 use crate::stages::{GlobalScope, StageRef, StageScope};
 
 /// Capabilities of a `RUN` step, inside the build's user namespace only: what package
@@ -244,7 +242,11 @@ impl Builder<'_> {
                 created: "1970-01-01T00:00:00Z".into(),
             },
             StageRef::Stage(i) => self.results.get(&i).cloned().ok_or_else(|| {
-                step_err(cf, stage.span, format!("stage {i} is not built before this one"))
+                step_err(
+                    cf,
+                    stage.span,
+                    format!("stage {i} is not built before this one"),
+                )
             })?,
             StageRef::Image(name) => {
                 let platform = self.platform_for(global, index)?;
@@ -259,7 +261,13 @@ impl Builder<'_> {
         Ok(state)
     }
 
-    fn expand(&self, scope: &StageScope<'_>, span: Span, what: &str, w: &str) -> Result<String, BuildError> {
+    fn expand(
+        &self,
+        scope: &StageScope<'_>,
+        span: Span,
+        what: &str,
+        w: &str,
+    ) -> Result<String, BuildError> {
         Ok(scope.expand(self.cf, span, what, w)?.value)
     }
 
@@ -318,10 +326,7 @@ impl Builder<'_> {
                     state.config["author"] = json!(m);
                     kv.push(("maintainer".to_string(), m.clone()));
                 }
-                let labels = state
-                    .cfg()
-                    .entry("Labels")
-                    .or_insert_with(|| json!({}));
+                let labels = state.cfg().entry("Labels").or_insert_with(|| json!({}));
                 if !labels.is_object() {
                     *labels = json!({});
                 }
@@ -373,9 +378,16 @@ impl Builder<'_> {
                 let mut list = Vec::new();
                 for p in ports {
                     let p = self.expand(scope, span, "the EXPOSE port", p)?;
-                    list.push(if p.contains('/') { p } else { format!("{p}/tcp") });
+                    list.push(if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    });
                 }
-                let e = state.cfg().entry("ExposedPorts").or_insert_with(|| json!({}));
+                let e = state
+                    .cfg()
+                    .entry("ExposedPorts")
+                    .or_insert_with(|| json!({}));
                 if !e.is_object() {
                     *e = json!({});
                 }
@@ -692,8 +704,14 @@ impl Builder<'_> {
             use nix::mount::{MsFlags, mount};
             use nix::sched::{CloneFlags, unshare};
             unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
-            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                .map_err(|e| format!("mount --make-rprivate /: {e}"))?;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|e| format!("mount --make-rprivate /: {e}"))?;
             match_root_owner(lowers.last().expect("a lower"), &upper);
             ags_runtime::overlay::mount(&lowers, Some((&upper, &work)), &merged)
                 .map_err(|e| format!("cannot mount the step's root: {e}"))?;
@@ -750,7 +768,11 @@ fn match_root_owner(lower: &Path, upper: &Path) {
 pub(crate) fn shell_of(state: &StageState) -> Vec<String> {
     state.config["config"]["Shell"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect::<Vec<_>>())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect::<Vec<_>>()
+        })
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
@@ -779,8 +801,8 @@ pub(crate) fn normalize(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-mod run_step;
 mod copy_step;
+mod run_step;
 
 #[cfg(test)]
 mod tests {
@@ -794,4 +816,3 @@ mod tests {
         assert_eq!(normalize("/a/./b/../c"), "/a/c");
     }
 }
-

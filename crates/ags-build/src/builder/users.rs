@@ -111,9 +111,15 @@ mod tests {
         std::fs::create_dir_all(a.join("etc")).unwrap();
         std::fs::create_dir_all(b.join("etc")).unwrap();
         std::fs::write(a.join("etc/passwd"), "low").unwrap();
-        assert_eq!(read_layered(&[a.clone(), b.clone()], "etc/passwd").as_deref(), Some("low"));
+        assert_eq!(
+            read_layered(&[a.clone(), b.clone()], "etc/passwd").as_deref(),
+            Some("low")
+        );
         std::fs::write(b.join("etc/passwd"), "high").unwrap();
-        assert_eq!(read_layered(&[a.clone(), b.clone()], "etc/passwd").as_deref(), Some("high"));
+        assert_eq!(
+            read_layered(&[a.clone(), b.clone()], "etc/passwd").as_deref(),
+            Some("high")
+        );
         assert_eq!(read_layered(&[a, b], "etc/group"), None);
     }
 }

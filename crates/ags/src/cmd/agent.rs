@@ -142,7 +142,11 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
             );
             let image = super::build::AgentImage {
                 reference: reference.clone(),
-                containerfile: config.sandbox.containerfile.as_ref().map(|l| l.value.clone()),
+                containerfile: config
+                    .sandbox
+                    .containerfile
+                    .as_ref()
+                    .map(|l| l.value.clone()),
             };
             super::build::build_agent_image(global, &image, false, false, false)?.image
         }

@@ -18,7 +18,8 @@ use crate::images::{self, Images};
 use crate::settings::InputError;
 
 /// The shipped default agent image definition.
-pub const AGENT_CONTAINERFILE: &str = include_str!("../../../../containerfiles/agent.Containerfile");
+pub const AGENT_CONTAINERFILE: &str =
+    include_str!("../../../../containerfiles/agent.Containerfile");
 
 /// The build arg `ags update-agents` changes so that only the agent step runs again.
 pub const AGENTS_REFRESH_ARG: &str = "AGS_AGENTS_REFRESH";
@@ -54,7 +55,13 @@ impl BuildHost for Host<'_> {
         match event {
             Event::Step { n, total, text } => {
                 self.finish_step();
-                let text: String = text.lines().next().unwrap_or_default().chars().take(120).collect();
+                let text: String = text
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(120)
+                    .collect();
                 eprintln!("STEP {n}/{total}: {text}");
                 self.step_started = Some(Instant::now());
             }
@@ -273,15 +280,23 @@ pub fn agent_image(global: &GlobalArgs) -> anyhow::Result<AgentImage> {
     let home = images::home();
     let path = images::config_path(global);
     let cfg = if path.exists() {
-        Some(config::load_config(&path, HostContext { home: &home, env: &env })?)
+        Some(config::load_config(
+            &path,
+            HostContext {
+                home: &home,
+                env: &env,
+            },
+        )?)
     } else {
         None
     };
-    let image = cfg.as_ref().map_or(DEFAULT_IMAGE, |c| c.image()).to_string();
+    let image = cfg
+        .as_ref()
+        .map_or(DEFAULT_IMAGE, |c| c.image())
+        .to_string();
     Ok(AgentImage {
         reference: images::parse_reference(&image, "[sandbox].image")?,
-        containerfile: cfg
-            .and_then(|c| c.sandbox.containerfile.map(|l| l.value)),
+        containerfile: cfg.and_then(|c| c.sandbox.containerfile.map(|l| l.value)),
     })
 }
 
@@ -300,7 +315,8 @@ pub fn build_agent_image(
         Some(f) => (
             f.clone(),
             f.display().to_string(),
-            f.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            f.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         ),
         None => {
             tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -308,7 +324,8 @@ pub fn build_agent_image(
             std::fs::write(&f, AGENT_CONTAINERFILE)
                 .with_context(|| format!("cannot write {}", f.display()))?;
             let ctx = tmp.path().join("context");
-            std::fs::create_dir(&ctx).with_context(|| format!("cannot create {}", ctx.display()))?;
+            std::fs::create_dir(&ctx)
+                .with_context(|| format!("cannot create {}", ctx.display()))?;
             (f, "agent.Containerfile (shipped)".to_string(), ctx)
         }
     };
@@ -355,7 +372,11 @@ pub fn update(global: &GlobalArgs, args: &UpdateArgs, agents_only: bool) -> anyh
     if is_tty {
         eprintln!(
             "{} {} ...",
-            if agents_only { "refreshing the agent CLIs in" } else { "building" },
+            if agents_only {
+                "refreshing the agent CLIs in"
+            } else {
+                "building"
+            },
             image.reference
         );
     }

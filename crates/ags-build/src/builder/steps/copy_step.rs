@@ -41,7 +41,9 @@ impl Builder<'_> {
                     u32::from_str_radix(&m, 8)
                         .ok()
                         .filter(|v| *v <= 0o7777)
-                        .ok_or_else(|| step_err(cf, span, format!("--chmod={m}: expected an octal mode")))?,
+                        .ok_or_else(|| {
+                            step_err(cf, span, format!("--chmod={m}: expected an octal mode"))
+                        })?,
                 )
             }
             None => None,
@@ -54,7 +56,11 @@ impl Builder<'_> {
             match resolve_from(cf, &from) {
                 StageRef::Stage(i) => {
                     let st = self.results.get(&i).ok_or_else(|| {
-                        step_err(cf, span, format!("--from={from}: that stage is not built before this step"))
+                        step_err(
+                            cf,
+                            span,
+                            format!("--from={from}: that stage is not built before this step"),
+                        )
                     })?;
                     views.push(st.lowers.clone());
                     view_keys.push(st.key.clone());
@@ -90,7 +96,11 @@ impl Builder<'_> {
                     }
                     if p.starts_with("http://") || p.starts_with("https://") {
                         if !is_add {
-                            return Err(step_err(cf, span, format!("COPY cannot fetch URLs ({p}); use ADD")));
+                            return Err(step_err(
+                                cf,
+                                span,
+                                format!("COPY cannot fetch URLs ({p}); use ADD"),
+                            ));
                         }
                         let checksum = c
                             .checksum
@@ -114,7 +124,11 @@ impl Builder<'_> {
                         continue;
                     }
                     if is_add && (p.starts_with("git@") || p.ends_with(".git")) {
-                        return Err(step_err(cf, span, format!("ADD of a git repository ({p}) is not supported by ags build")));
+                        return Err(step_err(
+                            cf,
+                            span,
+                            format!("ADD of a git repository ({p}) is not supported by ags build"),
+                        ));
                     }
                     if p.contains(['*', '?', '[']) {
                         globbed = true;
@@ -126,7 +140,11 @@ impl Builder<'_> {
                     }
                     for rel in rels {
                         let path = self.opts.context.join(&rel);
-                        if is_add && c.unpack != Some(false) && path.is_file() && copy::is_archive(&path) {
+                        if is_add
+                            && c.unpack != Some(false)
+                            && path.is_file()
+                            && copy::is_archive(&path)
+                        {
                             sources.push(Source::Archive { path });
                         } else {
                             sources.push(Source::Host {
@@ -211,7 +229,8 @@ fn download(url: &str, checksum: Option<&str>) -> Result<Vec<u8>, String> {
         data
     };
     if let Some(d) = expected {
-        d.verify(&data).map_err(|e| format!("checksum mismatch: {e}"))?;
+        d.verify(&data)
+            .map_err(|e| format!("checksum mismatch: {e}"))?;
     }
     Ok(data)
 }

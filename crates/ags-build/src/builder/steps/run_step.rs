@@ -74,7 +74,10 @@ impl Builder<'_> {
                             std::fs::create_dir_all(&d)
                                 .and_then(|()| std::os::unix::fs::chown(&d, Some(uid), Some(gid)))
                                 .and_then(|()| {
-                                    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))
+                                    std::fs::set_permissions(
+                                        &d,
+                                        std::fs::Permissions::from_mode(mode),
+                                    )
                                 })
                                 .map_err(|e| format!("{}: {e}", d.display()))
                         })
@@ -89,9 +92,8 @@ impl Builder<'_> {
                 }
                 MountType::Tmpfs => {
                     let size = match &m.size {
-                        Some(s) => parse_size(s).ok_or_else(|| {
-                            step_err(cf, m.span, format!("bad tmpfs size={s}"))
-                        })?,
+                        Some(s) => parse_size(s)
+                            .ok_or_else(|| step_err(cf, m.span, format!("bad tmpfs size={s}")))?,
                         None => 1 << 30,
                     };
                     mount_text.push(format!("tmpfs:{target}:{size}"));
@@ -199,9 +201,11 @@ impl Builder<'_> {
             let mut locks = Vec::new();
             for m in &mounts {
                 match m {
-                    RunMount::Bind(src, target) => policy
-                        .add_bind(src, target, Access::ReadOnly)
-                        .map_err(|e| step_err(cf, span, e.to_string()))?,
+                    RunMount::Bind(src, target) => {
+                        policy
+                            .add_bind(src, target, Access::ReadOnly)
+                            .map_err(|e| step_err(cf, span, e.to_string()))?
+                    }
                     RunMount::Cache {
                         dir,
                         target,
@@ -227,9 +231,10 @@ impl Builder<'_> {
                 source,
             })?;
             let mut warnings = Vec::new();
-            let code = ags_runtime::run::run_forked(&policy, &b.env.invoker, &b.env.run_opts, &mut |w| {
-                warnings.push(w)
-            });
+            let code =
+                ags_runtime::run::run_forked(&policy, &b.env.invoker, &b.env.run_opts, &mut |w| {
+                    warnings.push(w)
+                });
             pump.finish();
             drop(locks);
             for w in warnings {
