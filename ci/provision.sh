@@ -6,7 +6,8 @@
 # What it does, and why:
 # 1. Installs the packages the build, the tests and the benchmark peers need (libseccomp
 #    for libcontainer's seccomp feature, uidmap for multi-range id maps, pasta/slirp4netns
-#    for networking, docker-registry for a local registry, the peer runtimes, hyperfine...).
+#    for networking, docker-registry for a local registry, the peer runtimes, hyperfine,
+#    ssh-keygen for `ags setup`...).
 # 2. Creates the unprivileged test user "agstest" with a 65536-wide /etc/subuid and
 #    /etc/subgid range and its XDG_RUNTIME_DIR /run/user/<uid> (0700), as a login
 #    session would. Tests run ags as this user, because ags is a rootless runtime.
@@ -55,7 +56,7 @@ user=${AGS_TEST_USER:-agstest}
 packages=(
     libseccomp-dev pkg-config g++ uidmap passt slirp4netns busybox-static bubblewrap runc crun
     podman docker-registry skopeo umoci buildah hyperfine debootstrap apache2-utils openssl
-    iproute2 socat strace procps git ca-certificates curl python3 catatonit time
+    iproute2 socat strace procps git ca-certificates curl python3 catatonit time openssh-client
 )
 # More packages for a particular job (for example shellcheck for a lint job).
 read -r -a extra_packages <<<"${AGS_CI_EXTRA_PACKAGES:-}"
