@@ -1,18 +1,22 @@
 //! One module per command.
 
 mod agent;
+mod aliases;
 mod completions;
+mod config;
 mod doctor;
 mod gc;
 mod images;
+mod install;
 mod login;
 mod pull;
 mod rmi;
 mod run;
+mod setup;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigCommand};
 
 /// Execute a parsed command line and return the exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -43,8 +47,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             password_stdin,
         } => login::login(g, &registry, &username, password_stdin),
         Command::Logout { registry } => login::logout(&registry),
-        Command::Doctor => doctor::execute(),
+        Command::Doctor => doctor::execute(g),
         Command::Completions { shell } => completions::execute(shell),
+        Command::Setup => setup::execute(),
+        Command::Install { link_self } => install::execute(link_self),
+        Command::CreateAliases { shell } => aliases::execute(shell),
+        Command::Config(ConfigCommand::Path) => config::path(g),
+        Command::Config(ConfigCommand::Show) => config::show(g),
     }
 }
 
