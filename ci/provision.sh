@@ -7,7 +7,8 @@
 # 1. Installs the packages the build, the tests and the benchmark peers need (libseccomp
 #    for libcontainer's seccomp feature, uidmap for multi-range id maps, pasta/slirp4netns
 #    for networking, docker-registry for a local registry, the peer runtimes and buildah,
-#    debootstrap + debian-archive-keyring for the Debian base image, hyperfine...).
+#    debootstrap + debian-archive-keyring for the Debian base image, hyperfine, ssh-keygen
+#    for `ags setup`...).
 # 2. Creates the unprivileged test user "agstest" with a 65536-wide /etc/subuid and
 #    /etc/subgid range and its XDG_RUNTIME_DIR /run/user/<uid> (0700), as a login
 #    session would. Tests run ags as this user, because ags is a rootless runtime.
@@ -57,7 +58,7 @@ packages=(
     libseccomp-dev pkg-config g++ uidmap passt slirp4netns busybox-static bubblewrap runc crun
     podman docker-registry skopeo umoci buildah hyperfine debootstrap debian-archive-keyring
     apache2-utils openssl iproute2 socat strace procps git ca-certificates curl python3
-    catatonit time
+    catatonit time openssh-client
 )
 # More packages for a particular job (for example shellcheck for a lint job).
 read -r -a extra_packages <<<"${AGS_CI_EXTRA_PACKAGES:-}"

@@ -221,7 +221,15 @@ start_registry() {
     write_config
 
     # setsid: its own session, so the registry outlives this script and its terminal.
-    setsid docker-registry serve "$dir/config.yml" </dev/null >>"$dir/registry.log" 2>&1 &
+    # Descriptors above 2 are closed first: the registry outlives its caller too, and an
+    # inherited one (such as the lock of `flock LOCK cargo test`) would stay open as long.
+    (
+        for fd in /proc/"$BASHPID"/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec setsid docker-registry serve "$dir/config.yml" </dev/null >>"$dir/registry.log" 2>&1
+    ) &
     pid=$!
     echo "$pid" >"$pidfile"
     echo "$mode $port" >"$dir/registry.settings"

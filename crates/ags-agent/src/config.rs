@@ -28,12 +28,14 @@ use crate::profile::AgentKind;
 mod default;
 mod parse;
 mod paths;
+mod render;
 
 use parse::invalid;
 pub(crate) use parse::parse_layer;
 
 pub use default::{DEFAULT_CONFIG, ensure_default_config};
 pub use paths::{check_container_path, expand_path, is_env_name, normalize_lexically, parse_size};
+pub use render::format_size;
 
 /// Environment variables as passed in by the binary (ags-agent never reads the process env).
 pub type EnvMap = BTreeMap<String, String>;

@@ -4,12 +4,14 @@
 //! - [`profile`]: static agent profiles (codex, claude, gemini, opencode, pi, shell): the
 //!   command, the home paths, the lockdown allow- and denylists, `--defaults` arguments;
 //! - [`config`]: `~/.config/ags/config.toml` (strict schema, errors with file:line:col,
-//!   path expansion from a passed-in environment, the default file);
+//!   path expansion from a passed-in environment, the default file, rendering back to TOML);
 //! - [`overlay`]: repo overlays `PROJECT/.ags/config.toml`, their restrictions and
 //!   content-hash trust;
 //! - [`workspace`]: the workspace root, git dirs to mount, git paths to protect;
 //! - [`staging`]: the throwaway lockdown home and the cleanup of stale ones;
 //! - [`secrets`]: resolving `[[secret]]` values into redacting [`secrets::SecretValue`]s;
+//! - [`keys`]: the sandbox's dedicated SSH authentication and signing keys (`ags setup`);
+//! - [`lookup`]: finding an agent's command in an image tree, confined to it (`ags doctor`);
 //! - [`plan`]: the [`plan::RunPlan`] (image, argv, env, ordered mounts, limits) that the
 //!   runtime executes.
 //!
@@ -60,6 +62,8 @@
 //! ```
 
 pub mod config;
+pub mod keys;
+pub mod lookup;
 pub mod overlay;
 pub mod plan;
 pub mod profile;

@@ -348,10 +348,22 @@ pub fn load_with_overlay(
     host: HostContext<'_>,
 ) -> Result<Config, OverlayError> {
     let text = config::read_config_text(config_path)?;
+    parse_with_overlay(config_path, &text, overlay, host)
+}
+
+/// [`load_with_overlay`] with the user's config given as text (written at `config_path`,
+/// which is used for messages and relative paths only). `ags config show` uses it with
+/// [`config::DEFAULT_CONFIG`] before the file exists.
+pub fn parse_with_overlay(
+    config_path: &Path,
+    text: &str,
+    overlay: Option<&OverlayFile>,
+    host: HostContext<'_>,
+) -> Result<Config, OverlayError> {
     let base_source = Source {
         path: config_path,
         display: display_path(config_path, host.home),
-        text: &text,
+        text,
         kind: SourceKind::Base,
     };
     let base = config::parse_layer(&base_source, host)?;

@@ -57,17 +57,9 @@ pub struct AgentArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub network: Option<AgentNetworkArg>,
 
-    /// Memory limit, e.g. 4g.
-    #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
-
-    /// Maximum number of processes.
-    #[arg(long, value_name = "N")]
-    pub pids: Option<u64>,
-
-    /// CPU limit in cores.
-    #[arg(long, value_name = "CPUS")]
-    pub cpus: Option<String>,
+    /// Resource limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
     /// Arguments passed to the agent.
     #[arg(last = true, value_name = "AGENT ARGS")]
@@ -84,14 +76,32 @@ impl AgentArgs {
             (self.defaults, "--defaults"),
             (self.tmux, "--tmux"),
             (self.network.is_some(), "--network"),
-            (self.memory.is_some(), "--memory"),
-            (self.pids.is_some(), "--pids"),
-            (self.cpus.is_some(), "--cpus"),
+            (self.limits.memory.is_some(), "--memory"),
+            (self.limits.pids.is_some(), "--pids"),
+            (self.limits.cpus.is_some(), "--cpus"),
             (!self.agent_args.is_empty(), "AGENT ARGS"),
         ]
         .into_iter()
         .find_map(|(set, name)| set.then_some(name))
     }
+}
+
+/// Resource limits, shared by run mode and `ags run`. Run mode's defaults come from
+/// `[sandbox]` in the config; `ags run`'s from the runtime.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Memory limit, e.g. 512m or 4g, at least 4m [default: agents: [sandbox].memory;
+    /// ags run: half the RAM, at most 8g].
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// Maximum number of processes, at least 2 [default: agents: [sandbox].pids, else 4096].
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+
+    /// CPU limit in cores, e.g. 1.5 [default: agents: [sandbox].cpus, else no limit].
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<String>,
 }
 
 /// Network modes for agents.
@@ -160,7 +170,7 @@ pub enum Command {
     Update(UpdateArgs),
     /// Refresh only the agent CLIs in the sandbox image (its last build step).
     UpdateAgents(UpdateArgs),
-    /// Check that this host can run rootless sandboxes, with a fix for each problem.
+    /// Check the host, the agent image and its agent CLIs, with a fix for each problem.
     Doctor,
     /// Print a shell completion script.
     Completions {
@@ -168,6 +178,32 @@ pub enum Command {
         #[arg(long, value_enum)]
         shell: Shell,
     },
+    /// Create the sandbox's own SSH keys (authentication and signing) and print them.
+    Setup,
+    /// Install this ags binary as ~/.local/bin/ags.
+    Install {
+        /// Make ~/.local/bin/ags a symlink to this binary instead of a copy.
+        #[arg(long)]
+        link_self: bool,
+    },
+    /// Print shell aliases that run each agent in the sandbox (codex, codex-lockdown, ...).
+    CreateAliases {
+        /// The shell to print them for [default: from $SHELL, else bash].
+        #[arg(long, value_enum)]
+        shell: Option<Shell>,
+    },
+    /// Show where the config is read from, or the effective config.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `ags config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config file's path, and the repo overlay's when there is one.
+    Path,
+    /// Print the effective config (your file merged with the approved repo overlay) as TOML.
+    Show,
 }
 
 /// Shells for completion scripts.
@@ -227,17 +263,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "none")]
     pub network: NetworkArg,
 
-    /// Memory limit, e.g. 512m or 2g [default: half the RAM, at most 8g].
-    #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
-
-    /// Maximum number of processes [default: 4096].
-    #[arg(long, value_name = "N")]
-    pub pids: Option<u64>,
-
-    /// CPU limit in cores, e.g. 1.5 [default: no limit].
-    #[arg(long, value_name = "CPUS")]
-    pub cpus: Option<String>,
+    /// Resource limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
     /// Container user as UID[:GID]; 0 is root inside the sandbox only [default: 1000].
     #[arg(short = 'u', long, value_name = "UID[:GID]")]
@@ -313,4 +341,90 @@ pub struct UpdateArgs {
     /// Pull the base image even when it is in the store.
     #[arg(long)]
     pub pull: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every flag, argument and command of every subcommand has help text.
+    #[test]
+    fn everything_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "ags", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn limits_are_shared_by_run_mode_and_run() {
+        let cli =
+            Cli::try_parse_from(["ags", "--agent", "codex", "--memory", "2g", "--pids", "64"])
+                .unwrap();
+        assert_eq!(cli.agent.limits.memory.as_deref(), Some("2g"));
+        assert_eq!(cli.agent.limits.pids, Some(64));
+        let cli = Cli::try_parse_from(["ags", "run", "--cpus", "1.5", "img"]).unwrap();
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.limits.cpus.as_deref(), Some("1.5"));
+    }
+
+    #[test]
+    fn new_commands_parse() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().command.unwrap();
+        assert!(matches!(
+            parse(&["ags", "install", "--link-self"]),
+            Command::Install { link_self: true }
+        ));
+        assert!(matches!(
+            parse(&["ags", "create-aliases", "--shell", "fish"]),
+            Command::CreateAliases {
+                shell: Some(Shell::Fish)
+            }
+        ));
+        assert!(matches!(parse(&["ags", "setup"]), Command::Setup));
+        // `config` the command and `--config` the global option live side by side.
+        let cli = Cli::try_parse_from(["ags", "--config", "/x.toml", "config", "path"]).unwrap();
+        assert_eq!(
+            cli.global.config.as_deref(),
+            Some(std::path::Path::new("/x.toml"))
+        );
+        assert!(matches!(
+            cli.command,
+            Some(Command::Config(ConfigCommand::Path))
+        ));
+        assert!(matches!(
+            parse(&["ags", "config", "show"]),
+            Command::Config(ConfigCommand::Show)
+        ));
+        assert!(Cli::try_parse_from(["ags", "config"]).is_err());
+    }
 }

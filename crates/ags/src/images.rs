@@ -29,13 +29,19 @@ pub fn home() -> PathBuf {
     env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// ags's own config directory, `$XDG_CONFIG_HOME/ags` (whatever `--config` says).
+pub fn config_dir() -> PathBuf {
+    env_path("XDG_CONFIG_HOME")
+        .unwrap_or_else(|| home().join(".config"))
+        .join("ags")
+}
+
 /// The config file path: `--config`, else `$XDG_CONFIG_HOME/ags/config.toml`.
 pub fn config_path(global: &GlobalArgs) -> PathBuf {
-    global.config.clone().unwrap_or_else(|| {
-        env_path("XDG_CONFIG_HOME")
-            .unwrap_or_else(|| home().join(".config"))
-            .join("ags/config.toml")
-    })
+    global
+        .config
+        .clone()
+        .unwrap_or_else(|| config_dir().join("config.toml"))
 }
 
 /// The store directory: `--store`, else `$XDG_DATA_HOME/ags`.
@@ -48,7 +54,7 @@ pub fn store_path(global: &GlobalArgs) -> PathBuf {
 }
 
 /// The user's config file, when there is one.
-fn user_config(global: &GlobalArgs) -> Result<Option<(PathBuf, ags_agent::config::Config)>> {
+fn user_config(global: &GlobalArgs) -> Result<Option<ags_agent::config::Config>> {
     let path = config_path(global);
     if !path.exists() {
         return Ok(None);
@@ -61,42 +67,69 @@ fn user_config(global: &GlobalArgs) -> Result<Option<(PathBuf, ags_agent::config
     };
     let cfg = ags_agent::config::load_config(&path, host)
         .with_context(|| format!("cannot load {}", path.display()))?;
-    Ok(Some((path, cfg)))
+    Ok(Some(cfg))
 }
 
 /// `[registries]` from the config file, when there is one.
 pub fn registry_config(global: &GlobalArgs) -> Result<RegistryConfig> {
-    Ok(image_settings(global)?.0)
+    Ok(ImageSettings::from_user_config(global)?.registries)
 }
 
-/// `[registries]` and the unpack budgets (`[images]`) from one reading of the config file.
-pub fn image_settings(global: &GlobalArgs) -> Result<(RegistryConfig, ags_oci::unpack::Budgets)> {
-    let mut budgets = ags_oci::unpack::Budgets::default();
-    let Some((path, cfg)) = user_config(global)? else {
-        return Ok((RegistryConfig::default(), budgets));
-    };
-    let registries = toml::Value::Table(cfg.registries)
-        .try_into()
-        .with_context(|| format!("invalid [registries] in {}", path.display()))?;
-    let bad = || format!("invalid [images] in {}", path.display());
-    let c: ImagesConfig = toml::Value::Table(cfg.images)
-        .try_into()
-        .with_context(bad)?;
-    if let Some(n) = c.max_entries {
-        budgets.max_entries = n;
+/// What pulling and unpacking take from the config: `[registries]` and the unpack budgets
+/// (`[images]`).
+#[derive(Debug, Clone, Default)]
+pub struct ImageSettings {
+    /// Mirrors, insecure hosts, CA files.
+    pub registries: RegistryConfig,
+    /// Limits for unpacking layers.
+    pub budgets: ags_oci::unpack::Budgets,
+}
+
+impl ImageSettings {
+    /// From one reading of the user's config file (image commands use no repo overlay);
+    /// the defaults when there is no file.
+    pub fn from_user_config(global: &GlobalArgs) -> Result<Self> {
+        match user_config(global)? {
+            Some(cfg) => Self::from_config(&cfg),
+            None => Ok(Self::default()),
+        }
     }
-    if let Some(s) = &c.max_layer_size {
-        budgets.max_total_bytes =
-            crate::settings::parse_size(s, "max_layer_size").with_context(bad)?;
+
+    /// From a config that is already loaded (in run mode: merged with the repo overlay).
+    pub fn from_config(cfg: &ags_agent::config::Config) -> Result<Self> {
+        let files = cfg
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let registries = toml::Value::Table(cfg.registries.clone())
+            .try_into()
+            .with_context(|| format!("invalid [registries] in {files}"))?;
+        let bad = || format!("invalid [images] in {files}");
+        let c: ImagesConfig = toml::Value::Table(cfg.images.clone())
+            .try_into()
+            .with_context(bad)?;
+        let mut budgets = ags_oci::unpack::Budgets::default();
+        if let Some(n) = c.max_entries {
+            budgets.max_entries = n;
+        }
+        if let Some(s) = &c.max_layer_size {
+            budgets.max_total_bytes =
+                crate::settings::parse_size(s, "max_layer_size").with_context(bad)?;
+        }
+        if let Some(s) = &c.max_header_size {
+            budgets.max_header_bytes =
+                crate::settings::parse_size(s, "max_header_size").with_context(bad)?;
+        }
+        if let Some(n) = c.max_path_length {
+            budgets.max_path_len = n;
+        }
+        Ok(Self {
+            registries,
+            budgets,
+        })
     }
-    if let Some(s) = &c.max_header_size {
-        budgets.max_header_bytes =
-            crate::settings::parse_size(s, "max_header_size").with_context(bad)?;
-    }
-    if let Some(n) = c.max_path_length {
-        budgets.max_path_len = n;
-    }
-    Ok((registries, budgets))
 }
 
 /// `[images]`: limits on what unpacking one layer may consume. An image that exceeds
@@ -145,18 +178,26 @@ pub struct Images {
 }
 
 impl Images {
-    /// Open the store and build the client.
+    /// Open the store and build the client, with the settings of the user's config file.
     pub fn open(global: &GlobalArgs) -> Result<Self> {
+        Self::open_with(global, ImageSettings::from_user_config(global)?)
+    }
+
+    /// Open the store and build the client with settings the caller already has.
+    pub fn open_with(global: &GlobalArgs, settings: ImageSettings) -> Result<Self> {
         let path = store_path(global);
         let store = Store::open(&path)
             .with_context(|| format!("cannot open the image store {}", path.display()))?;
         let creds = AuthFiles::new(auth_files(), std::env::var_os("PATH"));
-        let (registries, budgets) = image_settings(global)?;
-        let client = RegistryClient::new(registries, Arc::new(creds), ClientOptions::default());
+        let client = RegistryClient::new(
+            settings.registries,
+            Arc::new(creds),
+            ClientOptions::default(),
+        );
         Ok(Self {
             store,
             client,
-            budgets,
+            budgets: settings.budgets,
         })
     }
 

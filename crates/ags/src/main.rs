@@ -6,6 +6,7 @@
 
 mod cli;
 mod cmd;
+mod effective;
 mod exit;
 mod images;
 mod render;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ags_runtime::policy::{Access, Limits, NetworkMode, SandboxPolicy};
 
-use crate::cli::{NetworkArg, RunArgs, TtyArg};
+use crate::cli::{LimitArgs, NetworkArg, RunArgs, TtyArg};
 
 /// Bad user input, with the flag (or argument) it came from.
 #[derive(Debug)]
@@ -88,28 +88,45 @@ pub fn host_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Resolve the limits: defaults, then flags.
-pub fn limits(
-    memory: Option<&str>,
-    pids: Option<u64>,
-    cpus: Option<&str>,
-) -> Result<Limits, InputError> {
+/// The limit flags, validated. Unset flags stay `None`; each mode fills in its own
+/// defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitFlags {
+    /// `--memory` in bytes (at least 4m).
+    pub memory_bytes: Option<u64>,
+    /// `--pids` (at least 2).
+    pub pids: Option<u64>,
+    /// `--cpus` in millicpus.
+    pub cpus_milli: Option<u64>,
+}
+
+/// Validate the limit flags.
+pub fn limit_flags(args: &LimitArgs) -> Result<LimitFlags, InputError> {
+    let memory_bytes = args
+        .memory
+        .as_deref()
+        .map(|m| parse_size(m, "--memory"))
+        .transpose()?;
+    if memory_bytes.is_some_and(|m| m < 4 << 20) {
+        return Err(bad("--memory", "must be at least 4m"));
+    }
+    if args.pids.is_some_and(|p| p < 2) {
+        return Err(bad("--pids", "must be at least 2"));
+    }
+    Ok(LimitFlags {
+        memory_bytes,
+        pids: args.pids,
+        cpus_milli: args.cpus.as_deref().map(parse_cpus).transpose()?,
+    })
+}
+
+/// Resolve the limits of `ags run`: the runtime's defaults, then the flags.
+pub fn limits(args: &LimitArgs) -> Result<Limits, InputError> {
+    let f = limit_flags(args)?;
     let mut l = Limits::defaults(host_memory());
-    if let Some(m) = memory {
-        l.memory = Some(parse_size(m, "--memory")?);
-        if l.memory < Some(4 << 20) {
-            return Err(bad("--memory", "must be at least 4m"));
-        }
-    }
-    if let Some(p) = pids {
-        if p < 2 {
-            return Err(bad("--pids", "must be at least 2"));
-        }
-        l.pids = Some(p);
-    }
-    if let Some(c) = cpus {
-        l.cpus_milli = Some(parse_cpus(c)?);
-    }
+    l.memory = f.memory_bytes.or(l.memory);
+    l.pids = f.pids.or(l.pids);
+    l.cpus_milli = f.cpus_milli.or(l.cpus_milli);
     Ok(l)
 }
 
@@ -124,7 +141,7 @@ pub fn rootfs_policy(rootfs: &Path, args: &RunArgs) -> Result<SandboxPolicy, any
     if args.command.is_empty() {
         return Err(bad("CMD", "give the command to run after --").into());
     }
-    let limits = limits(args.memory.as_deref(), args.pids, args.cpus.as_deref())?;
+    let limits = limits(&args.limits)?;
     let mut policy = SandboxPolicy::new(root, args.command.clone(), limits)
         .map_err(|e| bad("CMD", e.to_string()))?;
     if let Some(u) = &args.user {
@@ -360,9 +377,41 @@ mod tests {
         assert!(parse_tmpfs("/x:bogus").is_err());
     }
 
+    fn limit_args(memory: Option<&str>, pids: Option<u64>, cpus: Option<&str>) -> LimitArgs {
+        LimitArgs {
+            memory: memory.map(str::to_owned),
+            pids,
+            cpus: cpus.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn errors_name_the_flag() {
-        let e = limits(Some("lots"), None, None).unwrap_err();
+        let e = limits(&limit_args(Some("lots"), None, None)).unwrap_err();
         assert!(e.to_string().starts_with("invalid value for --memory"));
+        for (args, flag) in [
+            (limit_args(Some("1m"), None, None), "--memory"),
+            (limit_args(None, Some(1), None), "--pids"),
+            (limit_args(None, None, Some("0")), "--cpus"),
+        ] {
+            let e = limit_flags(&args).unwrap_err();
+            assert!(e.to_string().contains(flag), "{e}");
+        }
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let l = limits(&limit_args(Some("1g"), Some(64), Some("1.5"))).unwrap();
+        assert_eq!(
+            (l.memory, l.pids, l.cpus_milli),
+            (Some(1 << 30), Some(64), Some(1500))
+        );
+        let l = limits(&limit_args(None, None, None)).unwrap();
+        assert_eq!(l.pids, Some(ags_runtime::policy::DEFAULT_PIDS));
+        assert!(l.memory.is_some() && l.cpus_milli.is_none());
+        assert_eq!(
+            limit_flags(&limit_args(None, None, None)).unwrap(),
+            LimitFlags::default()
+        );
     }
 }

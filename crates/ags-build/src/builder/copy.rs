@@ -566,7 +566,8 @@ fn extract_archive(
         .map_err(|e| e.to_string())?;
     // The directory as resolved inside the root (symlinks followed as if the root were
     // `/`); the unpacker confines the archive's entries to it in turn.
-    let dir = fs::read_link(format!("/proc/self/fd/{}", handle_fd(&h))).map_err(|e| e.to_string())?;
+    let dir =
+        fs::read_link(format!("/proc/self/fd/{}", handle_fd(&h))).map_err(|e| e.to_string())?;
     let mut f = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
     let mut magic = [0u8; 4];
     let n = f.read(&mut magic).map_err(|e| e.to_string())?;

@@ -6,11 +6,10 @@
 //! plan into a sandbox policy and runs it. In lockdown the agent's home is a staged copy of
 //! its login/settings files, deleted when the run ends.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use ags_agent::config::{self, Config, EnvMap, HostContext, MountMode, Network};
-use ags_agent::overlay::{self, OverlayStatus};
+use ags_agent::config::{self, MountMode, Network};
 use ags_agent::plan::{self, LimitOverrides, PlanInputs, RunPlan};
 use ags_agent::profile::AgentKind;
 use ags_agent::staging::{self, StagedHome};
@@ -19,7 +18,8 @@ use ags_runtime::policy::{Access, Limits, NetworkMode, SandboxPolicy};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{AgentArgs, AgentNetworkArg, GlobalArgs};
-use crate::images::{self, Images};
+use crate::effective::{self, Host, OverlayPolicy, OverlayState};
+use crate::images::{self, ImageSettings, Images};
 use crate::settings::{self, InputError};
 
 /// Run the agent and return its exit code.
@@ -38,12 +38,7 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
         message: format!("unknown agent {name:?}"),
     })?;
     let profile = kind.profile();
-    let env: EnvMap = std::env::vars().collect();
-    let home = images::home();
-    let host = HostContext {
-        home: &home,
-        env: &env,
-    };
+    let host = Host::current();
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
 
     let config_path = images::config_path(global);
@@ -54,12 +49,23 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
     }
     let ws = workspace::find_workspace(&cwd).context("cannot determine the workspace")?;
 
-    let config = if args.lockdown {
-        // A repo overlay is untrusted input: never in lockdown.
-        config::load_config(&config_path, host)?
+    // The one reading of the config in this run: the plan, and the registries and unpack
+    // budgets of the pull below, all come from it.
+    let policy = if args.lockdown {
+        OverlayPolicy::Ignore
     } else {
-        load_with_trusted_overlay(&config_path, &ws.root, host)?
+        OverlayPolicy::Ask
     };
+    let effective = effective::load(global, &host, Some(&ws.root), policy)?;
+    if let OverlayState::NotApproved(path) = &effective.overlay {
+        eprintln!(
+            "warning: ignoring {} (not approved); it is asked for again while its content is new",
+            path.display()
+        );
+    }
+    let config = effective.config;
+    let image_settings = ImageSettings::from_config(&config)?;
+    let (env, home) = (&host.env, &host.home);
 
     let state = super::state_base();
     let staging_base = state.join("staging");
@@ -69,7 +75,7 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
         create_private_dir(&staging_base)?;
         // Stagings of runs killed with SIGKILL are removed here.
         let _ = staging::cleanup_stale(&staging_base);
-        let sources = staging::home_sources(profile, &home, &config.agent_mounts);
+        let sources = staging::home_sources(profile, home, &config.agent_mounts);
         Some(
             StagedHome::create_from(&staging_base, profile, &sources)
                 .context("cannot stage the agent's home")?,
@@ -83,7 +89,7 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
     let secrets = if args.lockdown {
         Vec::new()
     } else {
-        let resolved = ags_agent::secrets::resolve_secrets(&config.secrets, &env);
+        let resolved = ags_agent::secrets::resolve_secrets(&config.secrets, env);
         for f in &resolved.failures {
             eprintln!(
                 "warning: secret {} not set ({})",
@@ -94,18 +100,11 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
         resolved.values
     };
 
+    let flags = settings::limit_flags(&args.limits)?;
     let limits = LimitOverrides {
-        memory_bytes: args
-            .memory
-            .as_deref()
-            .map(|m| settings::parse_size(m, "--memory"))
-            .transpose()?,
-        pids: args.pids,
-        cpus: args
-            .cpus
-            .as_deref()
-            .map(|c| settings::parse_cpus(c).map(|m| m as f64 / 1000.0))
-            .transpose()?,
+        memory_bytes: flags.memory_bytes,
+        pids: flags.pids,
+        cpus: flags.cpus_milli.map(|m| m as f64 / 1000.0),
     };
     let plan = plan::build_plan(&PlanInputs {
         profile,
@@ -113,8 +112,8 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
         workspace: &ws,
         extra_dirs: &args.add_dirs,
         config: &config,
-        host_env: &env,
-        host_home: &home,
+        host_env: env,
+        host_home: home,
         defaults: args.defaults,
         tmux: args.tmux,
         agent_args: &args.agent_args,
@@ -127,7 +126,7 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
         secrets: &secrets,
     })?;
 
-    let imgs = Images::open(global)?;
+    let imgs = Images::open_with(global, image_settings)?;
     let reference = images::parse_reference(&plan.image, "[sandbox].image")?;
     let platform = images::parse_platform(None)?;
     let pulled = match imgs.store.get(&reference, Some(&platform)) {
@@ -183,53 +182,6 @@ fn create_private_dir(p: &Path) -> Result<()> {
         .mode(0o700)
         .create(p)
         .with_context(|| format!("cannot create {}", p.display()))
-}
-
-/// The user's config merged with the repo overlay when the user approved its current
-/// content (asked on a terminal; skipped with a warning otherwise).
-fn load_with_trusted_overlay(
-    config_path: &Path,
-    repo: &Path,
-    host: HostContext<'_>,
-) -> Result<Config> {
-    let config_dir = config_path.parent().unwrap_or(Path::new("."));
-    let overlay = match overlay::overlay_status(config_dir, repo)? {
-        OverlayStatus::Absent => None,
-        OverlayStatus::Trusted(o) => Some(o),
-        OverlayStatus::Untrusted { hash, overlay } => {
-            if ask_trust(&overlay.path, &overlay.text)? {
-                overlay::trust(config_dir, repo, &hash)?;
-                Some(overlay)
-            } else {
-                eprintln!(
-                    "warning: ignoring {} (not approved); it is asked for again while its content is new",
-                    overlay.path.display()
-                );
-                None
-            }
-        }
-    };
-    Ok(overlay::load_with_overlay(
-        config_path,
-        overlay.as_ref(),
-        host,
-    )?)
-}
-
-fn ask_trust(path: &Path, text: &str) -> Result<bool> {
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Ok(false);
-    }
-    let mut err = std::io::stderr().lock();
-    writeln!(err, "{} asks for these settings:\n", path.display())?;
-    for line in text.lines() {
-        writeln!(err, "  | {line}")?;
-    }
-    write!(err, "\nApply them to runs in this repository? [y/N] ")?;
-    err.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// Map the plan onto the runtime's policy: same mounts in the same order, then the

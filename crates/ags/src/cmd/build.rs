@@ -109,7 +109,7 @@ pub struct Request {
 
 /// Runs a build and prints its summary.
 pub fn run_build(global: &GlobalArgs, req: Request) -> anyhow::Result<Built> {
-    let (_, budgets) = images::image_settings(global)?;
+    let budgets = images::ImageSettings::from_user_config(global)?.budgets;
     let store_path = images::store_path(global);
     let store = ags_oci::store::Store::open(&store_path)
         .with_context(|| format!("cannot open the image store {}", store_path.display()))?;
@@ -134,7 +134,11 @@ pub fn run_build(global: &GlobalArgs, req: Request) -> anyhow::Result<Built> {
         network: req.network,
         platform: Platform::host(),
         budgets,
-        limits: crate::settings::limits(None, None, None)?,
+        limits: crate::settings::limits(&crate::cli::LimitArgs {
+            memory: None,
+            pids: None,
+            cpus: None,
+        })?,
     };
     // Sandboxes start from this process: protect the binary first (CVE-2019-5736).
     super::seal_self()?;

@@ -1,19 +1,23 @@
 //! One module per command.
 
 mod agent;
+mod aliases;
 pub mod build;
 mod completions;
+mod config;
 mod doctor;
 mod gc;
 mod images;
+mod install;
 mod login;
 mod pull;
 mod rmi;
 mod run;
+mod setup;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigCommand};
 
 /// Execute a parsed command line and return the exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -47,8 +51,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Build(args) => build::execute(g, &args),
         Command::Update(args) => build::update(g, &args, false),
         Command::UpdateAgents(args) => build::update(g, &args, true),
-        Command::Doctor => doctor::execute(),
+        Command::Doctor => doctor::execute(g),
         Command::Completions { shell } => completions::execute(shell),
+        Command::Setup => setup::execute(),
+        Command::Install { link_self } => install::execute(link_self),
+        Command::CreateAliases { shell } => aliases::execute(shell),
+        Command::Config(ConfigCommand::Path) => config::path(g),
+        Command::Config(ConfigCommand::Show) => config::show(g),
     }
 }
 

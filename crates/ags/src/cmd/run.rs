@@ -17,7 +17,7 @@ pub fn execute(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
         (None, Some(image)) => {
             let reference = images::parse_reference(image, "IMAGE")?;
             let platform = images::parse_platform(args.platform.as_deref())?;
-            let limits = settings::limits(args.memory.as_deref(), args.pids, args.cpus.as_deref())?;
+            let limits = settings::limits(&args.limits)?;
             let imgs = Images::open(global)?;
             let pulled = imgs.get_or_pull(&reference, &platform)?;
             let root = super::unpack(&imgs, &pulled)?;
