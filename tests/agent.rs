@@ -5,7 +5,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use ags_e2e::*;
@@ -33,10 +32,10 @@ struct Fixture {
     image: String,
 }
 
-/// One registry with the fake agent image for the whole test binary.
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
+/// A registry with the fake agent image. Each test starts its own: a registry kept in a
+/// static would never be stopped and would outlive the test binary.
+fn fixture() -> Fixture {
+    {
         let reg = Registry::start("plain");
         let bb = format!("dir:{}", busybox_rootfs().display());
         let codex = format!("file:/usr/local/bin/codex:755={FAKE_CODEX}");
@@ -51,13 +50,15 @@ fn fixture() -> &'static Fixture {
         );
         let image = format!("{}/t/agent:1", reg.addr);
         Fixture { _reg: reg, image }
-    })
+    }
 }
 
 /// A temp HOME for the test user: canary secrets, a codex home with login, settings,
 /// history and sessions, a config pointing at the fake image, and a git repository.
 struct Home {
     dir: tempfile::TempDir,
+    // Dropped last: stops the registry.
+    _fixture: Fixture,
 }
 
 impl Home {
@@ -102,7 +103,10 @@ impl Home {
             .status()
             .unwrap();
         assert!(chown.success());
-        Self { dir }
+        Self {
+            dir,
+            _fixture: f,
+        }
     }
 
     fn path(&self) -> &Path {
@@ -127,8 +131,11 @@ impl Home {
 #[test]
 fn lockdown_stages_login_only_and_protects_the_host() {
     let home = Home::with_sandbox("passthrough_env = [\"PASSME\"]\n", "");
-    let out = home.run(&["--agent", "codex", "--lockdown", "--", "--foo", "bar"]);
-    let text = ok(out);
+    let mut cmd = home.ags(&["--agent", "codex", "--lockdown", "--", "--foo", "bar"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let text = ok(child.wait_with_output().unwrap());
     let proj = home.path().join("proj");
     assert!(text.contains("args: --foo bar"), "{text}");
     assert!(
@@ -164,9 +171,15 @@ fn lockdown_stages_login_only_and_protects_the_host() {
     // Nothing written to the agent home survives, and the host's home is untouched.
     assert!(text.contains("HOME-WRITTEN"), "{text}");
     assert!(!home.path().join(".codex/new-file").exists());
+    // Stagings are named after the ags process; other tests run lockdown agents too.
     let staging = user().runtime_dir.join("ags/staging");
+    let prefix = format!("lockdown-{pid}-");
     let left: Vec<_> = std::fs::read_dir(&staging)
-        .map(|d| d.flatten().collect())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .collect()
+        })
         .unwrap_or_default();
     assert!(left.is_empty(), "staged homes left behind: {left:?}");
 }
