@@ -160,7 +160,7 @@ COPY <<EOF /app/inline.txt
 inline file
 EOF
 RUN rm /bin/true
-RUN adduser -D -u 1234 worker && mkdir /home/worker/data
+RUN echo 'worker:x:1234:1234::/home/worker:/bin/sh' >> /etc/passwd && mkdir -p /home/worker/data && chown -R 1234:1234 /home/worker
 USER worker
 RUN id -u > /home/worker/data/who
 SHELL ["/bin/sh", "-ec"]
