@@ -79,7 +79,8 @@
 # from exec to exit. Peak RSS comes from BENCH_RSS_RUNS separate runs under
 # /usr/bin/time -f %M (the largest maximum RSS of the command and the children it waited
 # for: ags's holder and helpers; podman's conmon and runtime are not waited for), kept out
-# of the timed runs. The measured part (untimed checks, hyperfine, RSS runs) holds an
+# of the timed runs. With egress, ags's figure is pasta's launcher (~30 MB before it
+# forks into the background); ags's own is the one without network. The measured part (untimed checks, hyperfine, RSS runs) holds an
 # exclusive flock on BENCH_LOCK, so that benchmarks of several worktrees do not overlap;
 # the load average before and after is reported: other work on the machine shows up in
 # the figures. Do not wrap this script in `flock BENCH_LOCK` yourself (it would wait for
