@@ -103,10 +103,7 @@ impl Home {
             .status()
             .unwrap();
         assert!(chown.success());
-        Self {
-            dir,
-            _fixture: f,
-        }
+        Self { dir, _fixture: f }
     }
 
     fn path(&self) -> &Path {

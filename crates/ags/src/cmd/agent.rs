@@ -188,7 +188,12 @@ fn create_private_dir(p: &Path) -> Result<()> {
 /// read-only protections on top.
 fn policy_from_plan(plan: &RunPlan, rootfs: PathBuf) -> Result<SandboxPolicy> {
     let limits = Limits {
-        memory: plan.limits.memory_bytes,
+        // No configured limit: the runtime's default (half the RAM, at most 8g), as for
+        // `ags run`; a sandbox never runs without one.
+        memory: plan
+            .limits
+            .memory_bytes
+            .or(Limits::defaults(crate::settings::host_memory()).memory),
         pids: Some(plan.limits.pids),
         cpus_milli: plan.limits.cpus.map(|c| (c * 1000.0).round() as u64),
         nofile: ags_runtime::policy::DEFAULT_NOFILE,
