@@ -145,25 +145,46 @@ pub fn ags(args: &[&str]) -> Command {
 }
 
 /// Run to completion with a timeout; panics on timeout (the sandbox must never hang).
+/// stdout and stderr are read while the command runs: a command with more output than a
+/// pipe holds (a build's log) would otherwise block on a full pipe.
 pub fn output_within(mut cmd: Command, limit: Duration) -> Output {
+    use std::io::Read;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
     let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if start.elapsed() > limit {
+            timed_out = true;
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "timed out after {limit:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            break child.wait().expect("wait");
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
+    };
+    let output = Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    };
+    assert!(
+        !timed_out,
+        "timed out after {limit:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 /// `ags run --rootfs <busybox> EXTRA... -- CMD...` as the test user, not yet started.
