@@ -310,6 +310,7 @@ pub fn build(
         total,
         executed: 0,
         cached: 0,
+        dirty: false,
     };
     let mut last = None;
     for &index in &stages {

@@ -107,6 +107,8 @@ pub(crate) struct Builder<'a> {
     pub(crate) total: usize,
     pub(crate) executed: usize,
     pub(crate) cached: usize,
+    /// A filesystem step of this build ran: later metadata steps are new too.
+    pub(crate) dirty: bool,
 }
 
 fn step_err(cf: &Containerfile, span: Span, message: impl Into<String>) -> BuildError {
@@ -291,6 +293,17 @@ impl Builder<'_> {
         let cf = self.cf;
         self.announce(&ins.text);
         let span = ins.span;
+        let metadata = !matches!(
+            ins.kind,
+            InstructionKind::Run(_)
+                | InstructionKind::Copy(_)
+                | InstructionKind::Add(_)
+                | InstructionKind::Workdir(_)
+        );
+        if metadata && !self.dirty {
+            // Nothing before it ran: its result is the cached one, as other builders say.
+            self.host.event(Event::Cached);
+        }
         match &ins.kind {
             InstructionKind::Arg(_) => {
                 scope.apply(cf, &ins.kind, span)?;
@@ -578,6 +591,7 @@ impl Builder<'_> {
             self.host.event(Event::Cached);
             return Ok(());
         }
+        self.dirty = true;
         let snap = self.snapshot_dir(&key);
         self.remove_tree(&snap)?;
         mkdir(&snap.join("upper"))?;
