@@ -120,7 +120,7 @@ fn the_shipped_agent_image_builds_and_runs_codex() {
                 "--",
                 "sh",
                 "-c",
-                "id -un; command -v git rg fd jq tmux python3 node npm claude gemini opencode pi | wc -l",
+                "id -un; for c in git rg fd jq tmux python3 node npm codex claude gemini opencode pi; do command -v $c; done | wc -l",
             ],
         ),
         Duration::from_secs(120),
