@@ -2,8 +2,9 @@
 //! Debian's archive (ci/mk-debian-base.sh, debootstrap) is pushed to a local registry that
 //! serves as the docker.io mirror for the Containerfile's FROM; `ags update` builds
 //! containerfiles/agent.Containerfile with packages from deb.debian.org and the agent CLIs
-//! from registry.npmjs.org, fetched through the build sandbox's network; then the real
-//! codex CLI runs from the result, also in `--agent codex --lockdown`.
+//! from registry.npmjs.org, fetched through the build sandbox's network. The first command
+//! is `ags --agent codex --lockdown -- --version`, which builds the missing default image
+//! and runs the real codex CLI from it; then `ags update` and `ags update-agents`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -93,9 +94,22 @@ fn the_shipped_agent_image_builds_and_runs_codex() {
     chown(&dir.path().join("config.toml"));
     let limit = Duration::from_secs(30 * 60);
 
-    let built = output_within(ags_in(dir.path(), &["update"]), limit);
-    assert!(built.status.success(), "ags update: {}", stderr(&built));
-    assert_eq!(stdout(&built).trim(), "localhost/ags/agent:latest");
+    // The first command on a machine without the image: the lockdown run builds the
+    // default image (progress on stderr), then runs the real codex CLI in it.
+    let first = output_within(
+        ags_in(
+            dir.path(),
+            &["--agent", "codex", "--lockdown", "--", "--version"],
+        ),
+        limit,
+    );
+    assert!(
+        first.status.success(),
+        "first lockdown run: {}",
+        stderr(&first)
+    );
+    assert!(stdout(&first).contains("codex"), "{}", stdout(&first));
+    assert!(stderr(&first).contains("STEP 1/"), "{}", stderr(&first));
 
     let version = ok(output_within(
         ags_in(
@@ -131,7 +145,7 @@ fn the_shipped_agent_image_builds_and_runs_codex() {
         "{who}"
     );
 
-    // The real codex CLI in a lockdown session.
+    // Again in lockdown, now with the image present.
     let lockdown = ok(output_within(
         ags_in(
             dir.path(),
