@@ -158,6 +158,21 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
     let root = super::unpack(&imgs, &pulled)?;
     let mut policy = policy_from_plan(&plan, root.bottom.clone())?;
     policy.layers = root.layers;
+    // The image decides where its programs are (the agent image puts the agent CLIs in
+    // /opt/ags-agents/bin): its PATH, when it sets one, replaces the default.
+    let image_config = imgs
+        .store
+        .image_config(&pulled)
+        .with_context(|| format!("cannot read the config of {reference}"))?;
+    if let Some(path) = image_config
+        .env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+    {
+        policy
+            .set_env("PATH", path)
+            .context("the image's PATH is invalid")?;
+    }
     // Dropping the client joins its background thread: the runtime must start from a
     // single-threaded process.
     drop(imgs);
