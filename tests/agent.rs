@@ -27,6 +27,13 @@ case "$*" in *--sleep*) sleep 8123459;; esac
 exit 0
 "#;
 
+/// The tests of this file run one at a time: they start lockdown agents, whose staged homes
+/// and cleanup of stale stagings share one directory per user.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Fixture {
     _reg: Registry,
     image: String,
@@ -127,6 +134,7 @@ impl Home {
 
 #[test]
 fn lockdown_stages_login_only_and_protects_the_host() {
+    let _serial = serial();
     let home = Home::with_sandbox("passthrough_env = [\"PASSME\"]\n", "");
     let mut cmd = home.ags(&["--agent", "codex", "--lockdown", "--", "--foo", "bar"]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -183,6 +191,7 @@ fn lockdown_stages_login_only_and_protects_the_host() {
 
 #[test]
 fn repo_overlay_needs_approval_and_never_applies_in_lockdown() {
+    let _serial = serial();
     let home = Home::new("");
     let overlay = home.path().join("proj/.ags");
     std::fs::create_dir_all(&overlay).unwrap();
@@ -209,6 +218,7 @@ fn repo_overlay_needs_approval_and_never_applies_in_lockdown() {
 
 #[test]
 fn normal_mode_sees_configured_mounts_and_secrets() {
+    let _serial = serial();
     let extra = tempfile::Builder::new()
         .prefix("ags-mnt-")
         .tempdir_in(shared_dir())
@@ -243,6 +253,7 @@ fn normal_mode_sees_configured_mounts_and_secrets() {
 
 #[test]
 fn add_dir_is_mounted_at_the_same_path_and_writes_outside_fail() {
+    let _serial = serial();
     let home = Home::new("");
     let extra = user_tempdir();
     let script = format!(
@@ -273,6 +284,7 @@ fn add_dir_is_mounted_at_the_same_path_and_writes_outside_fail() {
 
 #[test]
 fn sigkilled_lockdown_run_leaves_nothing_after_the_next_start() {
+    let _serial = serial();
     let home = Home::new("");
     let mut cmd = home.ags(&["--agent", "codex", "--lockdown", "--", "--sleep"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
@@ -312,6 +324,7 @@ fn sigkilled_lockdown_run_leaves_nothing_after_the_next_start() {
 
 #[test]
 fn run_mode_errors_name_the_flag() {
+    let _serial = serial();
     let home = Home::new("");
     let out = home.run(&[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
