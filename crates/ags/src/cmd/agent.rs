@@ -130,8 +130,8 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
     let imgs = Images::open(global)?;
     let reference = images::parse_reference(&plan.image, "[sandbox].image")?;
     let platform = images::parse_platform(None)?;
-    let pulled = match imgs.store.get(&reference, Some(&platform)) {
-        Ok(p) => p,
+    let rootfs = match imgs.store.get(&reference, Some(&platform)) {
+        Ok(p) => imgs.rootfs(&p)?,
         Err(ags_oci::store::StoreError::NotFound(_)) if plan.image == config::DEFAULT_IMAGE => {
             bail!(crate::render::Hint(
                 "the default agent image is built by `ags update`, which this version does not have yet; \
@@ -141,11 +141,10 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
         }
         Err(ags_oci::store::StoreError::NotFound(_)) => {
             eprintln!("pulling {reference}");
-            imgs.pull(&reference, &platform)?
+            imgs.pull(&reference, &platform)?.1
         }
         Err(e) => return Err(e).context("cannot read the image store"),
     };
-    let rootfs = super::unpack(&imgs, &pulled)?;
     let policy = policy_from_plan(&plan, rootfs)?;
     // Dropping the client joins its background thread: the runtime must start from a
     // single-threaded process.

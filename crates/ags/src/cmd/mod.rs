@@ -129,13 +129,3 @@ pub fn image_maps() -> anyhow::Result<(ags_runtime::idmap::IdMaps, bool)> {
         .context("cannot work out the user namespace mapping")?;
     Ok((maps, me.uid == 0))
 }
-
-/// Unpack an image's layers into its shared root filesystem, if not done yet.
-pub fn unpack(
-    imgs: &crate::images::Images,
-    image: &ags_oci::store::PulledImage,
-) -> anyhow::Result<std::path::PathBuf> {
-    let (maps, privileged) = image_maps()?;
-    ags_build::rootfs::materialize(&imgs.store, image, &imgs.budgets, &maps, privileged)
-        .with_context(|| format!("cannot prepare the root filesystem of {}", image.reference))
-}

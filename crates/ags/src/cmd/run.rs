@@ -19,8 +19,7 @@ pub fn execute(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             let platform = images::parse_platform(args.platform.as_deref())?;
             let limits = settings::limits(args.memory.as_deref(), args.pids, args.cpus.as_deref())?;
             let imgs = Images::open(global)?;
-            let pulled = imgs.get_or_pull(&reference, &platform)?;
-            let rootfs = super::unpack(&imgs, &pulled)?;
+            let (pulled, rootfs) = imgs.get_or_pull(&reference, &platform)?;
             let config = imgs
                 .store
                 .image_config(&pulled)
