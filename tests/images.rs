@@ -508,3 +508,164 @@ fn unpack_budgets_come_from_the_config() {
         stderr(&out)
     );
 }
+
+/// The entries of `<store>/rootfs`: finished trees and temporary ones (`.tmp-*`).
+fn trees(env: &Env) -> (Vec<String>, Vec<String>) {
+    let mut names: Vec<String> = std::fs::read_dir(env.store().join("rootfs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.into_iter().partition(|n| !n.starts_with('.'))
+}
+
+/// Everything about a tree that an image determines: every entry's type, mode, owner,
+/// link count, size and link target, and every file's sha256.
+fn tree_listing(dir: &std::path::Path) -> String {
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "cd \"$1\" && { find . ! -type d -printf '%P %y %m %U:%G %n %s %l\\n';
+             find . -type d -printf '%P/ %m %U:%G\\n';
+             find . -type f -print0 | xargs -0 -r sha256sum; } | LC_ALL=C sort",
+            "sh",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn a_pull_leaves_the_root_filesystem_ready_for_run() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    push(
+        &reg,
+        "t/ready:1",
+        &[
+            "--config-cmd",
+            r#"["cat","/marker"]"#,
+            &bb,
+            "file:/etc/motd=hi",
+        ],
+    );
+    let env = Env::new(&reg, "");
+    let image = format!("{}/t/ready:1", reg.addr);
+    ok(env.run(&["pull", &image]));
+    let (done, tmp) = trees(&env);
+    assert_eq!(done.len(), 1, "the pull unpacked the image: {done:?}");
+    assert!(tmp.is_empty(), "no temporary tree is left: {tmp:?}");
+    let tree = env.store().join("rootfs").join(&done[0]);
+    assert_eq!(
+        std::fs::read_to_string(tree.join("etc/motd")).unwrap(),
+        "hi"
+    );
+    // A file only this tree has: `ags run` shows it only if it runs the tree the pull
+    // left instead of unpacking the image again.
+    let marker = tree.join("marker");
+    std::fs::write(&marker, "from the pull\n").unwrap();
+    chown(&marker);
+    assert_eq!(ok(env.run(&["run", &image])), "from the pull\n");
+    assert_eq!(trees(&env), (done, Vec::new()));
+}
+
+#[test]
+fn kill_9_in_the_middle_of_an_unpack_then_pull_again() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    let digest = push(
+        &reg,
+        "t/unpack:1",
+        &[
+            &bb,
+            "random:64M:a",
+            "random:64M:b+symlink:/data/c=b+hardlink:data/d=data/b",
+        ],
+    );
+    let env = Env::new(&reg, "");
+    let image = format!("{}/t/unpack:1", reg.addr);
+    let mut cmd = env.cmd(&["pull", &image]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Wait until the second layer is being unpacked (the busybox layer is done and the
+    // temporary tree has /data), then kill.
+    let rootfs = env.store().join("rootfs");
+    let unpacking = wait_for(Duration::from_secs(60), || {
+        trees(&env)
+            .1
+            .iter()
+            .any(|t| rootfs.join(t).join("data").exists())
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(unpacking, "no unpack started within a minute");
+    assert!(!status.success(), "ags was killed before it finished");
+    assert!(
+        trees(&env).0.is_empty(),
+        "a killed unpack leaves nothing under the final name"
+    );
+    // The worker sees ags gone and removes its temporary tree.
+    assert!(
+        wait_for(Duration::from_secs(30), || trees(&env).1.is_empty()),
+        "temporary trees left behind: {:?}",
+        trees(&env).1
+    );
+    assert!(
+        trees(&env).0.is_empty(),
+        "the abandoned unpack was not finished and renamed into place either"
+    );
+    assert_eq!(ok(env.run(&["pull", &image])).trim(), digest);
+    let (done, tmp) = trees(&env);
+    assert_eq!((done.len(), tmp.len()), (1, 0), "{done:?} {tmp:?}");
+    // The same image pulled into a fresh store gives the same tree.
+    let fresh = Env::new(&reg, "");
+    ok(fresh.run(&["pull", &image]));
+    let (fresh_done, _) = trees(&fresh);
+    assert_eq!(fresh_done, done, "both trees are named after the config");
+    let listing = tree_listing(&rootfs.join(&done[0]));
+    assert!(listing.contains("data/c l 777"), "{listing}");
+    assert_eq!(
+        listing,
+        tree_listing(&fresh.store().join("rootfs").join(&fresh_done[0]))
+    );
+}
+
+#[test]
+fn a_layer_whose_diff_id_does_not_match_fails_and_leaves_no_tree() {
+    let reg = Registry::start("plain");
+    let bb = busybox_layer();
+    push(
+        &reg,
+        "t/diffid:1",
+        &[&bb, "--wrong-diff-id", "file:/etc/motd=tampered"],
+    );
+    let env = Env::new(&reg, "");
+    let image = format!("{}/t/diffid:1", reg.addr);
+    let out = env.run(&["pull", &image]);
+    assert!(!out.status.success(), "the pull must fail");
+    assert!(
+        stderr(&out).contains("diff_id mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        trees(&env),
+        (Vec::new(), Vec::new()),
+        "no tree, not even a temporary one"
+    );
+    // The blobs are verified and stay; unpacking them again for a run fails the same way.
+    let out = env.run(&["run", &image, "--", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("diff_id mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(trees(&env), (Vec::new(), Vec::new()));
+}

@@ -77,6 +77,9 @@ Layer options (apply to the LAYERs after them; before the first LAYER: to all):
   --owner UID:GID                owner of every entry (default 0:0)
   --raw-names / --clean-names    keep item paths verbatim (absolute, '..': hostile-image
                                  tests) / strip leading '/' and './' (default)
+  --wrong-diff-id / --right-diff-id
+                                 record a diff_id in the config that is not the layer's
+                                 (hostile-image tests) / the layer's own (default)
 
 LAYER: ITEM[+ITEM...] (split only at '+' followed by a known KIND:), or @FILE with one
 ITEM per line (blank lines and lines starting with '#' ignored). ITEMs:
@@ -220,6 +223,7 @@ fn parse_push(args: &[String], tar_files: bool) -> Result<PushArgs> {
         uid: 0,
         gid: 0,
         raw_names: false,
+        wrong_diff_id: false,
     };
     // Whether a layer option was given after the last LAYER (it would apply to nothing).
     let mut dangling: Option<String> = None;
@@ -327,6 +331,10 @@ fn parse_push(args: &[String], tar_files: bool) -> Result<PushArgs> {
             }
             "--raw-names" | "--clean-names" => {
                 opts.raw_names = flag == "--raw-names";
+                dangling = Some(flag.to_string());
+            }
+            "--wrong-diff-id" | "--right-diff-id" => {
+                opts.wrong_diff_id = flag == "--wrong-diff-id";
                 dangling = Some(flag.to_string());
             }
             _ => return Err(usage_error(format!("unknown option {flag}"))),
@@ -533,7 +541,13 @@ fn push(a: &PushArgs) -> Result<Digest> {
             started.elapsed().as_secs_f64()
         );
         descriptors.push(desc);
-        diff_ids.push(built.diff_id.to_string());
+        let wrong_diff_id = matches!(source, Source::Spec(spec) if spec.options.wrong_diff_id);
+        diff_ids.push(if wrong_diff_id {
+            // A well-formed digest of other data: only unpacking can tell.
+            Digest::of(format!("not {}", built.diff_id).as_bytes()).to_string()
+        } else {
+            built.diff_id.to_string()
+        });
         history.push(serde_json::json!({
             "created": created,
             "created_by": created_by,

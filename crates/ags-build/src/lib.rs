@@ -12,7 +12,8 @@
 //! - [`ignore`]: `.containerignore` / `.dockerignore` matching.
 //! - [`cache_key`]: the step cache key.
 //! - [`rootfs`]: a pulled image unpacked into its shared, immutable tree (inside the
-//!   sandbox's user namespace, so files keep their owners), and removing such trees.
+//!   sandbox's user namespace, so files keep their owners), layer by layer while the pull
+//!   still downloads later layers ([`rootfs::StreamingUnpack`]), and removing such trees.
 //!
 //! The parser keeps values as written; the builder expands them in the stage's scope:
 //!

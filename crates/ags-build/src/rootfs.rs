@@ -2,23 +2,46 @@
 //! per image config, shared by every run and build step that uses the image.
 //!
 //! Layers are unpacked as root of a user namespace with the sandbox's id mapping
-//! ([`ags_runtime::userns::run_as_root`]), so files keep their owners (mapped into the
+//! ([`ags_runtime::userns::spawn_as_root`]), so files keep their owners (mapped into the
 //! user's subordinate ids) and `apt-get` in a later build step sees the owners it
-//! expects. Without a subordinate range, every file belongs to the invoking user. A tree is
-//! built under a temporary name and renamed into place only when every layer unpacked and
-//! verified, so an interrupted or failed unpack never leaves a half tree under the final
-//! name. Removing a tree also happens inside the namespace, because its directories
-//! belong to subordinate ids that the user cannot touch from outside.
+//! expects. Without a subordinate range, every file belongs to the invoking user. Removing
+//! a tree also happens inside the namespace, because its directories belong to subordinate
+//! ids that the user cannot touch from outside.
+//!
+//! # The unpack worker
+//!
+//! A tree is built by a worker process (forked from `ags`, root of the namespace) under a
+//! temporary name, `.tmp-<worker pid>-<nanoseconds>`, and renamed into place only when
+//! every layer unpacked and matched its diff_id and `ags` said the image is complete, so
+//! an interrupted or failed unpack never leaves a half tree under the final name. `ags`
+//! hands the worker layer indices over a pipe, in order, each one only once its blob is
+//! verified and committed to the store, then a commit order. [`StreamingUnpack`] does
+//! that during [`Store::pull`]: the worker starts as soon as the image config is verified
+//! ([`PullProgress::ready`]), so setting up the namespace and unpacking layer N overlap
+//! the download of the layers after N, and `ags pull` ends with the tree in place.
+//! [`materialize`] does the same for an image already in the store.
+//!
+//! Cleanup does not depend on `ags` ending well: the worker has its own session (Ctrl-C
+//! stops only `ags`) and treats end-of-file on the pipe (`ags` exited, was killed, or the
+//! pull failed) as "abandon": it removes its temporary tree and exits, also in the middle
+//! of a layer (it checks every MiB). A worker that is killed itself leaves a tree named
+//! after a pid that no longer exists; the next worker and [`gc`] remove such trees.
+
+mod worker;
 
 use std::fs;
-use std::io::BufReader;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use ags_oci::store::{PulledImage, Store, StoreError};
-use ags_oci::unpack::{Budgets, UnpackOptions, remove_tree, unpack_layer};
+use ags_oci::Digest;
+use ags_oci::manifest::{ImageConfig, ImageManifest};
+use ags_oci::reference::Reference;
+use ags_oci::store::{PullProgress, PulledImage, Store, StoreError};
+use ags_oci::unpack::{Budgets, remove_tree};
 use ags_runtime::idmap::IdMaps;
 use ags_runtime::userns::{UsernsError, error_chain, run_as_root};
+
+use self::worker::{Worker, stale_tmp};
 
 /// Errors preparing or removing a root filesystem.
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +78,6 @@ pub enum RootfsError {
     },
 }
 
-/// Directories every sandbox mounts over; created in each tree so that the read-only
-/// overlay root never needs to create them.
-const MOUNT_POINTS: &[&str] = &[
-    "proc", "dev", "sys", "tmp", "run", "var/tmp", "home/dev", "etc",
-];
-
 /// Where the trees live: `<store>/rootfs`.
 pub fn rootfs_root(store: &Store) -> PathBuf {
     store.root().join("rootfs")
@@ -68,7 +85,7 @@ pub fn rootfs_root(store: &Store) -> PathBuf {
 
 /// The tree of one image: named after its config digest, which pins every layer.
 pub fn rootfs_path(store: &Store, image: &PulledImage) -> PathBuf {
-    rootfs_root(store).join(image.manifest.config.digest.hex())
+    tree_path(store, &image.manifest.config.digest)
 }
 
 /// The root filesystem of an image as the runtime stacks it: a bottom tree and, for an
@@ -113,7 +130,12 @@ pub fn image_root(
     })
 }
 
-/// Return the image's tree, unpacking it first when it is not there yet.
+fn tree_path(store: &Store, config: &Digest) -> PathBuf {
+    rootfs_root(store).join(config.hex())
+}
+
+/// Return the image's tree, unpacking it first when it is not there yet. The image's
+/// layers must all be in the store.
 pub fn materialize(
     store: &Store,
     image: &PulledImage,
@@ -125,79 +147,145 @@ pub fn materialize(
     if final_path.is_dir() {
         return Ok(final_path);
     }
-    let root = rootfs_root(store);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&root)
-        .map_err(|source| RootfsError::Io {
-            path: root.clone(),
-            source,
-        })?;
     let layers = store.layers(image)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = root.join(format!(".tmp-{}-{nanos}", std::process::id()));
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&tmp)
-        .map_err(|source| RootfsError::Io {
-            path: tmp.clone(),
-            source,
-        })?;
-    let result = run_as_root(maps, privileged, || {
-        // The tree's root is the image's `/`: root's, 0755, unless a layer says otherwise
-        // (the temporary directory was created 0700 by the invoking user).
-        if maps.uids.iter().any(|m| m.container == 0) {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::os::unix::fs::chown(&tmp, Some(0), Some(0))
-                .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)))
-                .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        }
-        let opts = UnpackOptions {
-            budgets: budgets.clone(),
-            rootless: true,
-            preserve_ownership: true,
-        };
-        for layer in &layers {
-            let f = fs::File::open(&layer.path)
-                .map_err(|e| format!("cannot open {}: {e}", layer.path.display()))?;
-            unpack_layer(
-                &tmp,
-                BufReader::with_capacity(1 << 20, f),
-                &layer.media_type,
-                Some(&layer.diff_id.to_string()),
-                &opts,
-            )
-            .map_err(|e| format!("layer {}: {}", layer.digest, error_chain(&e)))?;
-        }
-        for d in MOUNT_POINTS {
-            // Best effort: a symlink at one of these (e.g. /etc) is checked at run time.
-            let _ = fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(tmp.join(d));
-        }
-        match fs::rename(&tmp, &final_path) {
-            Ok(()) => Ok(()),
-            // Another ags finished the same image first: keep theirs.
-            Err(_) if final_path.is_dir() => remove_tree(&tmp).map_err(|e| error_chain(&e)),
-            Err(e) => Err(format!(
-                "cannot rename {} to {}: {e}",
-                tmp.display(),
-                final_path.display()
-            )),
-        }
-    });
-    if let Err(source) = result {
-        let _ = remove(&tmp, maps, privileged);
-        return Err(RootfsError::Unpack {
-            image: image.reference.to_string(),
-            source,
-        });
+    let digests: Vec<Digest> = layers.iter().map(|l| l.digest.clone()).collect();
+    let mut worker = Worker::start(
+        &rootfs_root(store),
+        final_path.clone(),
+        layers,
+        budgets,
+        maps,
+        privileged,
+    )
+    .map_err(|e| e.for_image(&image.reference))?;
+    for d in &digests {
+        worker.layer_done(d);
     }
+    worker.commit().map_err(|source| RootfsError::Unpack {
+        image: image.reference.to_string(),
+        source,
+    })?;
     Ok(final_path)
+}
+
+/// Unpacks an image while [`Store::pull`] downloads it: give it to the pull as its
+/// [`PullProgress`] (it passes every event on to `inner`, the progress display), then call
+/// [`StreamingUnpack::finish`] with the pulled image. When the pull fails instead, dropping
+/// this abandons the unpack: the worker removes its temporary tree, and the drop waits
+/// for it.
+pub struct StreamingUnpack {
+    store: Store,
+    budgets: Budgets,
+    maps: IdMaps,
+    privileged: bool,
+    inner: Arc<dyn PullProgress>,
+    /// The worker of the image `ready` announced, by config digest.
+    worker: Mutex<Option<(Digest, Worker)>>,
+}
+
+impl std::fmt::Debug for StreamingUnpack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingUnpack")
+            .field("store", &self.store)
+            .field("privileged", &self.privileged)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamingUnpack {
+    /// Unpack into `store`'s trees with `maps` (the sandbox's id mapping) and `budgets`.
+    pub fn new(
+        store: &Store,
+        budgets: &Budgets,
+        maps: &IdMaps,
+        privileged: bool,
+        inner: Arc<dyn PullProgress>,
+    ) -> Self {
+        Self {
+            store: store.clone(),
+            budgets: budgets.clone(),
+            maps: maps.clone(),
+            privileged,
+            inner,
+            worker: Mutex::new(None),
+        }
+    }
+
+    /// The pull of `image` succeeded (every layer is committed and the image recorded):
+    /// let the worker finish and rename its tree into place, and return the tree. When no
+    /// worker ran for this image (the tree existed already, or the worker could not be
+    /// started), this is [`materialize`].
+    pub fn finish(&self, image: &PulledImage) -> Result<PathBuf, RootfsError> {
+        let running = self.slot().take();
+        match running {
+            Some((config, worker)) if config == image.manifest.config.digest => {
+                worker.commit().map_err(|source| RootfsError::Unpack {
+                    image: image.reference.to_string(),
+                    source,
+                })?;
+                Ok(rootfs_path(&self.store, image))
+            }
+            other => {
+                drop(other);
+                materialize(
+                    &self.store,
+                    image,
+                    &self.budgets,
+                    &self.maps,
+                    self.privileged,
+                )
+            }
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<(Digest, Worker)>> {
+        self.worker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl PullProgress for StreamingUnpack {
+    fn resolved(&self, reference: &Reference, manifest_digest: &Digest, layers: usize) {
+        self.inner.resolved(reference, manifest_digest, layers);
+    }
+
+    fn ready(&self, reference: &Reference, manifest: &ImageManifest, config: &ImageConfig) {
+        self.inner.ready(reference, manifest, config);
+        let mut slot = self.slot();
+        // A pull announces one image; should another come, the first is abandoned.
+        *slot = None;
+        let final_path = tree_path(&self.store, &manifest.config.digest);
+        if final_path.is_dir() {
+            return;
+        }
+        let layers = self.store.layers_of(manifest, config);
+        // A worker that cannot start leaves the work to finish(), whose materialize
+        // reports the error if it persists.
+        if let Ok(worker) = Worker::start(
+            &rootfs_root(&self.store),
+            final_path,
+            layers,
+            &self.budgets,
+            &self.maps,
+            self.privileged,
+        ) {
+            *slot = Some((manifest.config.digest.clone(), worker));
+        }
+    }
+
+    fn layer_started(&self, digest: &Digest, total_size: u64) {
+        self.inner.layer_started(digest, total_size);
+    }
+
+    fn layer_progress(&self, digest: &Digest, bytes: u64) {
+        self.inner.layer_progress(digest, bytes);
+    }
+
+    fn layer_done(&self, digest: &Digest) {
+        self.inner.layer_done(digest);
+        if let Some((_, worker)) = self.slot().as_mut() {
+            worker.layer_done(digest);
+        }
+    }
 }
 
 /// Remove a tree (inside the user namespace, where its owners are mapped).
@@ -231,12 +319,7 @@ pub fn gc(store: &Store, maps: &IdMaps, privileged: bool) -> Result<Vec<PathBuf>
     let mut removed = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let stale_tmp = name
-            .strip_prefix(".tmp-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<i32>().ok())
-            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-        if stale_tmp || (!name.starts_with('.') && !keep.contains(&name)) {
+        if stale_tmp(&name) || (!name.starts_with('.') && !keep.contains(&name)) {
             remove(&e.path(), maps, privileged)?;
             removed.push(e.path());
         }

@@ -214,8 +214,8 @@ fn loopback_up() -> Result<(), nix::Error> {
 /// Keep only the holder's own pipes: stdio goes to /dev/null and every other descriptor
 /// inherited from ags is closed. Otherwise the holder would keep ags's locks (a killed run's
 /// staged home could not be cleaned while it runs) and ags's stdout (a reader of
-/// `ags run ... |` would wait for the holder).
-fn keep_only(keep: &[RawFd]) {
+/// `ags run ... |` would wait for the holder). Also used by [`crate::userns`]'s workers.
+pub(crate) fn keep_only(keep: &[RawFd]) {
     if let Ok(null) = fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -1,12 +1,13 @@
 //! What image commands share: the store, the registry client built from the config file
 //! and the credential files, progress display, and "make sure this image is here and
-//! unpacked".
+//! unpacked" (a pull unpacks layers while later ones are still downloading).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use ags_build::rootfs::{ImageRoot, StreamingUnpack};
 use ags_oci::Digest;
 use ags_oci::auth::{AuthFiles, default_auth_files};
 use ags_oci::platform::Platform;
@@ -201,33 +202,77 @@ impl Images {
         })
     }
 
-    /// Pull `reference` (with progress on a terminal).
-    pub fn pull(&self, reference: &Reference, platform: &Platform) -> Result<PulledImage> {
-        let progress: Arc<dyn PullProgress> = if std::io::stderr().is_terminal() {
+    /// Pull `reference` (with progress on a terminal) and unpack its root filesystem while
+    /// the layers download: returns the image and its tree, ready to run.
+    pub fn pull(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<(PulledImage, PathBuf)> {
+        let display: Arc<dyn PullProgress> = if std::io::stderr().is_terminal() {
             Arc::new(Bars::default())
         } else {
             Arc::new(ags_oci::store::NoProgress)
         };
+        let (maps, privileged) = crate::cmd::image_maps()?;
+        let unpack = Arc::new(StreamingUnpack::new(
+            &self.store,
+            &self.budgets,
+            &maps,
+            privileged,
+            display,
+        ));
         let opts = PullOptions {
             platform: platform.clone(),
-            progress,
+            progress: unpack.clone(),
             ..PullOptions::default()
         };
-        // The store's error already names the reference.
-        Ok(self.store.pull(&self.client, reference, &opts)?)
+        // The store's error already names the reference. On an error, dropping `unpack`
+        // abandons the unpack and waits for its worker to remove the temporary tree.
+        let image = self.store.pull(&self.client, reference, &opts)?;
+        drop(opts);
+        let rootfs = unpack
+            .finish(&image)
+            .with_context(|| root_filesystem_of(&image))?;
+        Ok((image, rootfs))
     }
 
-    /// The image from the store, pulled first when absent.
-    pub fn get_or_pull(&self, reference: &Reference, platform: &Platform) -> Result<PulledImage> {
+    /// The image from the store and its root filesystem; pulled first when absent.
+    pub fn get_or_pull(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<(PulledImage, ImageRoot)> {
         match self.store.get(reference, Some(platform)) {
-            Ok(img) => Ok(img),
+            Ok(image) => {
+                let rootfs = self.rootfs(&image)?;
+                Ok((image, rootfs))
+            }
             Err(StoreError::NotFound(_)) => {
                 eprintln!("pulling {reference}");
-                self.pull(reference, platform)
+                let (image, bottom) = self.pull(reference, platform)?;
+                let root = ImageRoot {
+                    bottom,
+                    layers: Vec::new(),
+                };
+                Ok((image, root))
             }
             Err(e) => Err(e).with_context(|| format!("cannot read {reference} from the store")),
         }
     }
+
+    /// The root filesystem of an image in the store, unpacked first if not done yet.
+    /// The image's root filesystem: its build snapshots, or its layers unpacked into its
+    /// shared tree (once).
+    pub fn rootfs(&self, image: &PulledImage) -> Result<ImageRoot> {
+        let (maps, privileged) = crate::cmd::image_maps()?;
+        ags_build::rootfs::image_root(&self.store, image, &self.budgets, &maps, privileged)
+            .with_context(|| root_filesystem_of(image))
+    }
+}
+
+fn root_filesystem_of(image: &PulledImage) -> String {
+    format!("cannot prepare the root filesystem of {}", image.reference)
 }
 
 /// Parse an image reference from user input, naming where it came from on error.

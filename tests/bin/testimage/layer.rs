@@ -287,13 +287,15 @@ impl Item {
     }
 }
 
-/// The per-layer settings (`--compression`, `--owner`, `--raw-names`).
+/// The per-layer settings (`--compression`, `--owner`, `--raw-names`, `--wrong-diff-id`).
 #[derive(Clone, Debug)]
 pub struct LayerOptions {
     pub compression: Compression,
     pub uid: u64,
     pub gid: u64,
     pub raw_names: bool,
+    /// Record a diff_id in the image config that is not the layer's (hostile-image tests).
+    pub wrong_diff_id: bool,
 }
 
 /// A layer as the user described it.
@@ -622,6 +624,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 raw_names: false,
+                wrong_diff_id: false,
             },
         };
         let ctx = BuildContext {
@@ -686,6 +689,7 @@ mod tests {
                 uid: 1000,
                 gid: 1000,
                 raw_names: true,
+                wrong_diff_id: false,
             },
         };
         let ctx = BuildContext {
@@ -718,6 +722,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
                 raw_names: false,
+                wrong_diff_id: false,
             },
         };
         let ctx = BuildContext {

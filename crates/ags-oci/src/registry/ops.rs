@@ -31,6 +31,23 @@ pub struct FetchedManifest {
 
 const CHUNK: usize = 64 * 1024;
 
+/// Bytes of a blob download between two requests to start writing it to disk.
+const WRITEBACK_EVERY: u64 = 4 << 20;
+
+/// Start writing a download's dirty pages to disk without waiting for them
+/// (sync_file_range(2), `SYNC_FILE_RANGE_WRITE`). The store fsyncs every blob before
+/// committing it; with the writeback started along the way, that fsync finds little left
+/// to write, and a layer reaches the unpacker that much sooner. Only a hint: errors are
+/// ignored, and the fsync still reports any.
+fn start_writeback(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range(2) on a descriptor `file` owns; offset 0 and length 0 mean
+    // the whole file; it reads and writes no memory of ours.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
     move |source| RegistryError::Io {
         path: path.to_path_buf(),
@@ -350,7 +367,11 @@ impl RegistryClient {
                     });
                 }
                 file.write_all(&buf[..n]).map_err(io_err(path))?;
-                progress(verifier.seen());
+                let seen = verifier.seen();
+                if seen / WRITEBACK_EVERY != (seen - n as u64) / WRITEBACK_EVERY {
+                    start_writeback(file);
+                }
+                progress(seen);
             };
             match stream_result {
                 Ok(()) if verifier.seen() < size && attempt < max_attempts => continue,

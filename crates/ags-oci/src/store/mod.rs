@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, DigestError, Verifier};
 use crate::manifest::{
-    ImageConfig, Manifest, ManifestError, ManifestLimits, Platform, parse_manifest,
+    ImageConfig, ImageManifest, Manifest, ManifestError, ManifestLimits, Platform, parse_manifest,
 };
 use crate::reference::{Reference, ReferenceError};
 use crate::registry::RegistryError;
@@ -494,26 +494,31 @@ impl Store {
                 what: "image config".into(),
                 source,
             })?;
-        image
-            .manifest
+        let layers = self.layers_of(&image.manifest, &config);
+        if let Some(missing) = layers.iter().find(|l| !self.has_blob(&l.digest, l.size)) {
+            return Err(StoreError::MissingBlob {
+                digest: missing.digest.clone(),
+                path: missing.path.clone(),
+            });
+        }
+        Ok(layers)
+    }
+
+    /// The layers of `manifest`, base first, with their diff_ids from `config` (which the
+    /// caller has checked against the manifest: [`ImageConfig::check_layers`]) and where
+    /// their blobs are or will be; whether the blobs are there yet is not checked, for an
+    /// unpacker that starts while the image is being pulled ([`PullProgress::ready`]).
+    pub fn layers_of(&self, manifest: &ImageManifest, config: &ImageConfig) -> Vec<LayerInfo> {
+        manifest
             .layers
             .iter()
-            .zip(config.diff_ids)
-            .map(|(l, diff_id)| {
-                let path = self.blob_path(&l.digest);
-                if !self.has_blob(&l.digest, l.size) {
-                    return Err(StoreError::MissingBlob {
-                        digest: l.digest.clone(),
-                        path,
-                    });
-                }
-                Ok(LayerInfo {
-                    path,
-                    media_type: l.media_type.clone(),
-                    digest: l.digest.clone(),
-                    diff_id,
-                    size: l.size,
-                })
+            .zip(&config.diff_ids)
+            .map(|(l, diff_id)| LayerInfo {
+                path: self.blob_path(&l.digest),
+                media_type: l.media_type.clone(),
+                digest: l.digest.clone(),
+                diff_id: diff_id.clone(),
+                size: l.size,
             })
             .collect()
     }
@@ -645,6 +650,66 @@ mod tests {
             .remove(&Reference::parse("nothing").unwrap())
             .unwrap_err();
         assert!(err.to_string().contains("not in the store"), "{err}");
+    }
+
+    #[test]
+    fn layers_line_up_with_diff_ids_and_must_be_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let blobs: [&[u8]; 2] = [b"layer one", b"layer two"];
+        let diff_ids = [Digest::of(b"tar one"), Digest::of(b"tar two")];
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}","{}"]}}}}"#,
+            diff_ids[0], diff_ids[1]
+        );
+        let config_digest = Digest::of(config.as_bytes());
+        store.write_blob(&config_digest, config.as_bytes()).unwrap();
+        let layer = |b: &[u8]| {
+            format!(
+                r#"{{"mediaType":"{}","digest":"{}","size":{}}}"#,
+                crate::manifest::OCI_LAYER_GZIP,
+                Digest::of(b),
+                b.len()
+            )
+        };
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{config_digest}","size":{}}},"layers":[{},{}]}}"#,
+            crate::manifest::OCI_MANIFEST,
+            crate::manifest::OCI_CONFIG,
+            config.len(),
+            layer(blobs[0]),
+            layer(blobs[1])
+        );
+        let Ok(Manifest::Image(manifest)) =
+            parse_manifest(manifest.as_bytes(), None, &ManifestLimits::default())
+        else {
+            panic!("manifest does not parse");
+        };
+        let parsed = ImageConfig::parse(config.as_bytes()).unwrap();
+        // Before the blobs are there: for an unpacker that starts during the pull.
+        let layers = store.layers_of(&manifest, &parsed);
+        assert_eq!(layers.len(), 2);
+        for ((l, blob), diff_id) in layers.iter().zip(blobs).zip(&diff_ids) {
+            assert_eq!(l.digest, Digest::of(blob));
+            assert_eq!(l.path, store.blob_path(&l.digest));
+            assert_eq!(&l.diff_id, diff_id);
+            assert_eq!(l.size, blob.len() as u64);
+            assert_eq!(l.media_type, crate::manifest::OCI_LAYER_GZIP);
+        }
+        let image = PulledImage {
+            reference: Reference::parse("example.com/a:1").unwrap(),
+            manifest_digest: Digest::of(b"manifest"),
+            index_digest: None,
+            platform: Platform::host(),
+            manifest,
+        };
+        store.write_blob(&Digest::of(blobs[0]), blobs[0]).unwrap();
+        match store.layers(&image) {
+            Err(StoreError::MissingBlob { digest, .. }) => assert_eq!(digest, Digest::of(blobs[1])),
+            other => panic!("{other:?}"),
+        }
+        store.write_blob(&Digest::of(blobs[1]), blobs[1]).unwrap();
+        assert_eq!(store.layers(&image).unwrap(), layers);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! `Store::pull`: resolve index -> platform manifest -> config + layers, download layers in
 //! parallel with resume, then record the image. The refs index is written last, so a
 //! failing pull leaves the previous record for the same tag untouched.
+//!
+//! Layers are fetched base first (at most `jobs` at once), and the [`PullProgress`] hears
+//! about the verified manifest and config before any layer and about each layer once it
+//! is committed, so a caller can unpack layers while later ones are still downloading.
 
 use std::fs::OpenOptions;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +25,18 @@ use crate::registry::RegistryClient;
 pub trait PullProgress: Send + Sync {
     /// The manifest was resolved; `layers` layers will be fetched.
     fn resolved(&self, _reference: &Reference, _manifest_digest: &Digest, _layers: usize) {}
+    /// The platform manifest and the image config are verified (digest, size, layer count
+    /// against the config's diff_ids, platform); the layers are fetched next. Called once
+    /// per pull, before any `layer_started`, so that a receiver can get ready to unpack
+    /// each layer as soon as `layer_done` reports it. The documents are not in the store
+    /// yet: they are committed only when every layer is.
+    fn ready(&self, _reference: &Reference, _manifest: &ImageManifest, _config: &ImageConfig) {}
     /// A layer download starts (also called for layers already in the store).
     fn layer_started(&self, _digest: &Digest, _total_size: u64) {}
     /// `bytes` of the layer are now present (including any resumed prefix).
     fn layer_progress(&self, _digest: &Digest, _bytes: u64) {}
-    /// The layer is verified and committed.
+    /// The layer is verified and committed: [`Store::blob_path`] holds it from now on.
+    /// Called once per distinct digest, from the download threads, in no particular order.
     fn layer_done(&self, _digest: &Digest) {}
 }
 
@@ -155,6 +166,7 @@ impl Store {
             .check_layers(&manifest)
             .map_err(|e| bad("image config", e))?;
         Self::check_platform(reference, &config, &opts.platform)?;
+        opts.progress.ready(reference, &manifest, &config);
 
         self.fetch_layers(client, reference, &manifest.layers, opts)?;
 

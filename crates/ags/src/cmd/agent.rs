@@ -151,11 +151,11 @@ pub fn execute(global: &GlobalArgs, args: &AgentArgs) -> Result<i32> {
         }
         Err(ags_oci::store::StoreError::NotFound(_)) => {
             eprintln!("pulling {reference}");
-            imgs.pull(&reference, &platform)?
+            imgs.pull(&reference, &platform)?.0
         }
         Err(e) => return Err(e).context("cannot read the image store"),
     };
-    let root = super::unpack(&imgs, &pulled)?;
+    let root = imgs.rootfs(&pulled)?;
     let mut policy = policy_from_plan(&plan, root.bottom.clone())?;
     policy.layers = root.layers;
     // The image decides where its programs are (the agent image puts the agent CLIs in

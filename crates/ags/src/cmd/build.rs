@@ -44,9 +44,9 @@ impl BuildHost for Host<'_> {
         let imgs = Images::open(self.global).map_err(|e| format!("{e:#}"))?;
         let got = if pull {
             eprintln!("pulling {r}");
-            imgs.pull(&r, platform)
+            imgs.pull(&r, platform).map(|(image, _)| image)
         } else {
-            imgs.get_or_pull(&r, platform)
+            imgs.get_or_pull(&r, platform).map(|(image, _)| image)
         };
         got.map_err(|e| format!("{e:#}"))
     }
@@ -365,7 +365,7 @@ pub fn build_agent_image(
     )?;
     // Unpack now, so the first agent run starts at once.
     let imgs = Images::open(global)?;
-    super::unpack(&imgs, &built.image)?;
+    imgs.rootfs(&built.image)?;
     Ok(built)
 }
 

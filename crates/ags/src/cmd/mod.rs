@@ -142,14 +142,3 @@ pub fn image_maps() -> anyhow::Result<(ags_runtime::idmap::IdMaps, bool)> {
         .context("cannot work out the user namespace mapping")?;
     Ok((maps, me.uid == 0))
 }
-
-/// The image's root filesystem: its build snapshots, or its layers unpacked into its
-/// shared tree (once).
-pub fn unpack(
-    imgs: &crate::images::Images,
-    image: &ags_oci::store::PulledImage,
-) -> anyhow::Result<ags_build::rootfs::ImageRoot> {
-    let (maps, privileged) = image_maps()?;
-    ags_build::rootfs::image_root(&imgs.store, image, &imgs.budgets, &maps, privileged)
-        .with_context(|| format!("cannot prepare the root filesystem of {}", image.reference))
-}

@@ -10,8 +10,8 @@ pub fn execute(global: &GlobalArgs, reference: &str, platform: Option<&str>) -> 
     let reference = images::parse_reference(reference, "REFERENCE")?;
     let platform = images::parse_platform(platform)?;
     let imgs = Images::open(global)?;
-    let image = imgs.pull(&reference, &platform)?;
-    super::unpack(&imgs, &image)?;
+    // Ends with the root filesystem in place, so a later `ags run` starts at once.
+    let (image, _rootfs) = imgs.pull(&reference, &platform)?;
     println!("{}", image.manifest_digest);
     Ok(crate::exit::OK)
 }

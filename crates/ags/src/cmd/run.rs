@@ -19,8 +19,7 @@ pub fn execute(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<i32> {
             let platform = images::parse_platform(args.platform.as_deref())?;
             let limits = settings::limits(&args.limits)?;
             let imgs = Images::open(global)?;
-            let pulled = imgs.get_or_pull(&reference, &platform)?;
-            let root = super::unpack(&imgs, &pulled)?;
+            let (pulled, root) = imgs.get_or_pull(&reference, &platform)?;
             let config = imgs
                 .store
                 .image_config(&pulled)
