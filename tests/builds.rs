@@ -369,7 +369,8 @@ fn bad_input_names_the_line_and_tags_nothing() {
 fn a_failed_rebuild_keeps_the_previous_image() {
     let env = Env::new();
     env.containerfile("FROM BASE\nRUN echo v1 > /v\n");
-    assert!(env.build("localhost/keep:1", &[]).status.success());
+    let out = env.build("localhost/keep:1", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
     env.containerfile("FROM BASE\nRUN echo v2 > /v && false\n");
     assert!(!env.build("localhost/keep:1", &[]).status.success());
     assert_eq!(
@@ -392,4 +393,92 @@ fn gc_reclaims_build_cache_no_image_uses() {
         0,
         "gc removes snapshots of removed images"
     );
+}
+
+/// Serves `body` at `/<name>` (404 elsewhere) on 127.0.0.1 until the test ends: the
+/// file server `ADD URL` fetches from.
+fn serve_file(name: &'static str, body: &'static [u8]) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // The rest of the request head.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let found = request_line.starts_with(&format!("GET /{name} "));
+            let (status, body): (&str, &[u8]) = if found {
+                ("200 OK", body)
+            } else {
+                ("404 Not Found", b"not found\n")
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn add_fetches_a_url_and_verifies_its_checksum() {
+    use sha2::Digest as _;
+    const BODY: &[u8] = b"#!/bin/sh\necho fetched tool\n";
+    let url = serve_file("tool.sh", BODY);
+    let good = format!("sha256:{}", hex_of(&sha2::Sha256::digest(BODY)));
+    let bad = format!("sha256:{}", hex_of(&sha2::Sha256::digest(b"other")));
+    let env = Env::new();
+
+    env.containerfile(&format!(
+        "FROM BASE\nADD --checksum={good} {url}/tool.sh /opt/\nADD {url}/tool.sh /opt/nosum.sh\n"
+    ));
+    let out = env.build("localhost/add:1", &[]);
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    let got = ok(env.run(&[
+        "run",
+        "localhost/add:1",
+        "--",
+        "sh",
+        "-c",
+        "sh /opt/tool.sh; stat -c '%a %u' /opt/tool.sh; cmp /opt/tool.sh /opt/nosum.sh && echo same",
+    ]));
+    // Docker's rule: a downloaded file gets mode 600 and belongs to root.
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        ["fetched tool", "600 0", "same"],
+        "{got}"
+    );
+
+    // A wrong checksum fails the step, names the line and tags nothing.
+    env.containerfile(&format!(
+        "FROM BASE\nADD --checksum={bad} {url}/tool.sh /opt/\n"
+    ));
+    let out = env.build("localhost/add-bad:1", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("Containerfile:2:1"), "{err}");
+    assert!(err.contains("checksum mismatch"), "{err}");
+    // A missing file names the URL.
+    env.containerfile(&format!("FROM BASE\nADD {url}/missing.sh /opt/\n"));
+    let out = env.build("localhost/add-bad:1", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("missing.sh") && err.contains("404"), "{err}");
+    let images = ok(env.run(&["images"]));
+    assert!(!images.contains("localhost/add-bad"), "{images}");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
