@@ -171,13 +171,23 @@ pub const HOME_SIZE: u64 = 1 << 30;
 /// Default inode limit for every tmpfs.
 pub const TMPFS_INODES: u64 = 65536;
 
-/// The writable root of a build step (see [`SandboxPolicy::writable`]).
+/// The writable root of a build step (see [`SandboxPolicy::writable`]). Only the image
+/// builder asks for one; every run has a read-only root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WritableRoot {
-    /// The overlayfs upper directory: receives every change.
-    pub upper: PathBuf,
-    /// The overlayfs work directory (empty, on the same filesystem as `upper`).
-    pub work: PathBuf,
+pub enum WritableRoot {
+    /// An overlay of `rootfs` and `layers` whose changes land in `upper`, which becomes
+    /// the step's layer (overlay snapshots).
+    Overlay {
+        /// The overlayfs upper directory: receives every change.
+        upper: PathBuf,
+        /// The overlayfs work directory (empty, on the same filesystem as `upper`).
+        work: PathBuf,
+    },
+    /// `rootfs` itself is written, in place, with no overlay and no `layers` (copy
+    /// snapshots, for kernels without overlayfs in a user namespace): the directory must
+    /// be the step's own copy of its parent's tree, which nothing else uses. Everything
+    /// else about the sandbox is the same as with an overlay root.
+    InPlace,
 }
 
 /// The whole sandbox, as data.
@@ -189,9 +199,9 @@ pub struct SandboxPolicy {
     /// overlay format: whiteouts are 0/0 character devices, opaque directories carry
     /// `user.overlay.opaque`). Images built by `ags build` run from their step snapshots.
     pub layers: Vec<PathBuf>,
-    /// A build step's root: the root is writable and every change lands in this upper
-    /// directory, which becomes the step's layer. `None` for every run: the root is then
-    /// read-only.
+    /// A build step's root: the root is writable, through an overlay whose upper directory
+    /// becomes the step's layer, or in place in the step's own copy of the tree. `None`
+    /// for every run: the root is then read-only.
     pub writable: Option<WritableRoot>,
     /// Command and arguments; `argv[0]` is resolved by the container's `PATH`.
     pub argv: Vec<String>,

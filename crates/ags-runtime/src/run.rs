@@ -19,7 +19,7 @@ use crate::cgroups::{self, Delegation, Layout};
 use crate::holder::{Cleanup, Holder, HolderError};
 use crate::idmap::{self, IdMaps};
 use crate::network::{self, NetworkError};
-use crate::policy::{NetworkMode, SandboxPolicy};
+use crate::policy::{NetworkMode, SandboxPolicy, WritableRoot};
 use crate::spec::{self, SpecContext};
 use crate::state::{StateDir, StateError};
 use crate::tty::{self, RawMode, TtyError};
@@ -211,6 +211,12 @@ pub fn run(
     warn: &mut dyn FnMut(Warning),
 ) -> Result<i32, RunError> {
     check_rootfs(&policy.rootfs)?;
+    if policy.writable == Some(WritableRoot::InPlace) && !policy.layers.is_empty() {
+        return Err(RunError::UnsafeRootfs {
+            rootfs: policy.rootfs.clone(),
+            reason: "a root written in place cannot have layers (a bug in the caller)".into(),
+        });
+    }
     // setns(2) into a user namespace fails with EINVAL in a multi-threaded process. Helper
     // threads that are already shutting down (an HTTP client's, a progress bar's) get a
     // moment to exit.
@@ -336,6 +342,7 @@ pub fn run(
         tracing::debug!("cannot install the procfs-clone filter (only slower): {e}");
     }
     let mut policy = policy.clone();
+    let in_place = policy.writable == Some(WritableRoot::InPlace);
     match overlay_root(&policy, &run.path) {
         Some(merged) => {
             teardown.overlay = Some(merged.clone());
@@ -344,7 +351,7 @@ pub fn run(
             // the sandbox will really see.
             check_rootfs(&policy.rootfs)?;
         }
-        None if policy.writable.is_some() || !policy.layers.is_empty() => {
+        None if !in_place && (policy.writable.is_some() || !policy.layers.is_empty()) => {
             return Err(RunError::UnsafeRootfs {
                 rootfs: policy.rootfs.clone(),
                 reason: "a layered root needs overlayfs in a user namespace (Linux 5.11 or later)"
@@ -814,16 +821,21 @@ fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) {
 /// layer is a per-run throw-away directory; the root is mounted read-only, so mount points
 /// that do not exist in the image (a `-v` target, `/etc/resolv.conf`) are created in the
 /// throw-away layer and the image, shared by every run, is never written. For a build step
-/// the upper layer is the step's own directory and the root is writable.
+/// the upper layer is the step's own directory and the root is writable; a build step
+/// whose root is written in place ([`WritableRoot::InPlace`]) gets no overlay.
 ///
 /// Unprivileged overlay mounts need Linux 5.11 (`userxattr`, overlayfs docs "Permission
 /// model"); without them a run uses the rootfs directly (mount points are then created in
 /// it, as runc does) and a layered root cannot start.
 fn overlay_root(policy: &SandboxPolicy, run_dir: &Path) -> Option<PathBuf> {
+    if policy.writable == Some(WritableRoot::InPlace) {
+        return None;
+    }
     let merged = run_dir.join("merged");
     std::fs::create_dir(&merged).ok()?;
     let (upper, work) = match &policy.writable {
-        Some(w) => (w.upper.clone(), w.work.clone()),
+        Some(WritableRoot::Overlay { upper, work }) => (upper.clone(), work.clone()),
+        Some(WritableRoot::InPlace) => unreachable!("checked above"),
         None => {
             let (upper, work) = (run_dir.join("upper"), run_dir.join("work"));
             for d in [&upper, &work] {

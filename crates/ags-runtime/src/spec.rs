@@ -292,6 +292,27 @@ mod tests {
     }
 
     #[test]
+    fn only_a_build_step_gets_a_writable_root_and_both_kinds_get_the_same_sandbox() {
+        use crate::policy::WritableRoot;
+        let mut overlay = policy();
+        overlay.writable = Some(WritableRoot::Overlay {
+            upper: "/s/upper".into(),
+            work: "/s/work".into(),
+        });
+        let mut in_place = policy();
+        in_place.rootfs = "/s/tree".into();
+        in_place.writable = Some(WritableRoot::InPlace);
+        let (a, mut b) = (build(&overlay, &ctx()), build(&in_place, &ctx()));
+        for spec in [&a, &b] {
+            assert_eq!(spec["root"]["readonly"], false);
+        }
+        assert_eq!(b["root"]["path"], "/s/tree");
+        // Apart from the root's path, the two specs are the same document.
+        b["root"]["path"] = a["root"]["path"].clone();
+        assert_eq!(a, b);
+    }
+
+    #[test]
     fn mount_list_snapshot() {
         let spec = build(&policy(), &ctx());
         let got: Vec<String> = spec["mounts"]

@@ -179,7 +179,7 @@ impl Builder<'_> {
             let mut policy = SandboxPolicy::new(st.lowers[0].clone(), argv, b.opts.limits)
                 .map_err(|e| step_err(cf, span, e.to_string()))?;
             policy.layers = st.lowers[1..].to_vec();
-            policy.writable = Some(WritableRoot {
+            policy.writable = Some(WritableRoot::Overlay {
                 upper: snap.join("upper"),
                 work: snap.join("work"),
             });
