@@ -1,11 +1,13 @@
 //! A build step's changes as an OCI layer.
 //!
-//! A step runs on an overlay whose upper directory collects everything it changed. That
-//! directory *is* the changeset, in overlayfs's format: a deleted path is a 0/0 character
-//! device (a whiteout) and a directory whose lower contents were replaced carries the
-//! `user.overlay.opaque` xattr (overlayfs docs, "whiteouts and opaque directories"). This
-//! module writes it as a tar+zstd layer in the image-spec format (`layer.md`): whiteouts
-//! become empty `.wh.NAME` files and opaque directories get a `.wh..wh..opq` entry.
+//! In overlay mode a step runs on an overlay whose upper directory collects everything it
+//! changed. That directory *is* the changeset, in overlayfs's format: a deleted path is a
+//! 0/0 character device (a whiteout) and a directory whose lower contents were replaced
+//! carries the `user.overlay.opaque` xattr (overlayfs docs, "whiteouts and opaque
+//! directories"). [`write_layer`] writes it as a tar+zstd layer in the image-spec format
+//! (`layer.md`): whiteouts become empty `.wh.NAME` files and opaque directories get a
+//! `.wh..wh..opq` entry. In copy mode the changes come from comparing two trees
+//! ([`super::snapshot::treediff`]) and are written through the same [`LayerWriter`].
 //!
 //! Runs as root of the build's user namespace (the files belong to subordinate ids). The
 //! tree was written by untrusted build commands, so it is walked without ever following a
@@ -13,7 +15,7 @@
 //! (`.wh.` prefixes, which every unpacker reads as whiteouts) fail the step.
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -55,9 +57,10 @@ pub struct LayerDigests {
     pub size: u64,
 }
 
-/// Paths the runtime mounts over during a `RUN`: whatever the upper directory holds there
+/// Paths the runtime mounts over during a `RUN`: whatever the step's changes hold there
 /// was created by the mount machinery, not by the step.
-const RUN_MOUNT_POINTS: &[&str] = &["proc", "sys", "dev", "etc/hosts", "etc/resolv.conf"];
+pub(crate) const RUN_MOUNT_POINTS: &[&str] =
+    &["proc", "sys", "dev", "etc/hosts", "etc/resolv.conf"];
 
 /// Media type of the layers ags writes.
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
@@ -128,7 +131,7 @@ fn skipped(rel: &str, path: &Path) -> Result<bool, DiffError> {
     Ok(true)
 }
 
-fn lstat(path: &Path) -> Result<fs::Metadata, DiffError> {
+pub(crate) fn lstat(path: &Path) -> Result<fs::Metadata, DiffError> {
     fs::symlink_metadata(path).map_err(|source| DiffError::Read {
         path: path.to_path_buf(),
         source,
@@ -155,8 +158,152 @@ fn xattr_is_y(path: &Path, name: &str) -> bool {
     n == 1 && buf[0] == b'y'
 }
 
-/// Writes the changes in `upper` as a zstd-compressed layer to `out`, or returns `None`
-/// when there are none. `run_step` skips the mount points of a `RUN`.
+type Compressed<'a> = Hashing<io::BufWriter<&'a File>>;
+
+/// A tar+zstd layer being written: entries are appended one at a time, from a tree on
+/// disk, and the digests come out at the end. Both snapshot kinds write through it, so
+/// their layers have the same shape.
+pub(crate) struct LayerWriter<'a> {
+    builder: tar::Builder<Hashing<zstd::Encoder<'static, Compressed<'a>>>>,
+    /// The first path written for each (device, inode) with more than one link: later
+    /// names of the inode become hardlink entries to it.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<'a> LayerWriter<'a> {
+    /// A layer written to `out`.
+    pub(crate) fn new(out: &'a File) -> Result<Self, DiffError> {
+        let compressed = Hashing {
+            inner: io::BufWriter::with_capacity(1 << 20, out),
+            hash: Sha256::new(),
+            len: 0,
+        };
+        let encoder = zstd::Encoder::new(compressed, 3).map_err(DiffError::Write)?;
+        let tar_out = Hashing {
+            inner: encoder,
+            hash: Sha256::new(),
+            len: 0,
+        };
+        let mut builder = tar::Builder::new(tar_out);
+        builder.mode(tar::HeaderMode::Complete);
+        Ok(Self {
+            builder,
+            links: HashMap::new(),
+        })
+    }
+
+    /// Appends the entry at `path` (not followed) as `rel` in the layer: a directory (its
+    /// entry only), a file (or a hardlink to an earlier name of the same inode), a
+    /// symlink or a fifo. Sockets and device nodes cannot be created rootless and are
+    /// not carried.
+    pub(crate) fn entry(&mut self, path: &Path, rel: &Path) -> Result<(), DiffError> {
+        if rel
+            .file_name()
+            .is_some_and(|n| n.as_bytes().starts_with(b".wh."))
+        {
+            return Err(DiffError::WhiteoutName(rel.to_string_lossy().into_owned()));
+        }
+        let meta = lstat(path)?;
+        let ft = meta.file_type();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(meta.mode() & 0o7777);
+        h.set_uid(u64::from(meta.uid()));
+        h.set_gid(u64::from(meta.gid()));
+        h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+        let w = DiffError::Write;
+        let b = &mut self.builder;
+        if ft.is_dir() {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            b.append_data(&mut h, with_slash(rel), io::empty())
+                .map_err(w)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(|source| DiffError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, rel, &target).map_err(w)?;
+        } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = self.links.get(&key) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    return b.append_link(&mut h, rel, first).map_err(w);
+                }
+                self.links.insert(key, rel.to_path_buf());
+            }
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|source| DiffError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(meta.len());
+            // A file that changes size while being read would corrupt the stream; the
+            // step's processes are all gone by now, so its size is final.
+            b.append_data(&mut h, rel, io::Read::take(f, meta.len()))
+                .map_err(w)?;
+        } else if ft.is_fifo() {
+            h.set_entry_type(tar::EntryType::Fifo);
+            h.set_size(0);
+            b.append_data(&mut h, rel, io::empty()).map_err(w)?;
+        }
+        Ok(())
+    }
+
+    /// Appends a whiteout: `rel` was deleted.
+    pub(crate) fn whiteout(&mut self, rel: &Path) -> Result<(), DiffError> {
+        let name = rel.file_name().unwrap_or_default();
+        let mut wh = OsString::from(".wh.");
+        wh.push(name);
+        self.marker(&rel.with_file_name(wh))
+    }
+
+    /// Appends an opaque marker: the directory `rel` hides everything below it.
+    fn opaque(&mut self, rel: &Path) -> Result<(), DiffError> {
+        self.marker(&rel.join(".wh..wh..opq"))
+    }
+
+    fn marker(&mut self, name: &Path) -> Result<(), DiffError> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(0);
+        self.builder
+            .append_data(&mut h, name, io::empty())
+            .map_err(DiffError::Write)
+    }
+
+    /// Ends the layer and returns its digests.
+    pub(crate) fn finish(self) -> Result<LayerDigests, DiffError> {
+        let tar_out = self.builder.into_inner().map_err(DiffError::Write)?;
+        let diff_id = hex::encode(tar_out.hash.finalize());
+        let mut compressed = tar_out.inner.finish().map_err(DiffError::Write)?;
+        compressed.flush().map_err(DiffError::Write)?;
+        Ok(LayerDigests {
+            digest: format!("sha256:{}", hex::encode(compressed.hash.finalize())),
+            diff_id: format!("sha256:{diff_id}"),
+            size: compressed.len,
+        })
+    }
+}
+
+/// `rel/`: tar marks directories with a trailing slash.
+fn with_slash(rel: &Path) -> PathBuf {
+    let mut s = rel.as_os_str().to_owned();
+    s.push("/");
+    PathBuf::from(s)
+}
+
+/// Writes the changes in the overlay upper directory `upper` as a zstd-compressed layer
+/// to `out`, or returns `None` when there are none. `run_step` skips the mount points of
+/// a `RUN`.
 pub fn write_layer(
     upper: &Path,
     out: &File,
@@ -165,39 +312,12 @@ pub fn write_layer(
     if !has_changes(upper, run_step)? {
         return Ok(None);
     }
-    let compressed = Hashing {
-        inner: io::BufWriter::with_capacity(1 << 20, out),
-        hash: Sha256::new(),
-        len: 0,
-    };
-    let encoder = zstd::Encoder::new(compressed, 3).map_err(DiffError::Write)?;
-    let tar_out = Hashing {
-        inner: encoder,
-        hash: Sha256::new(),
-        len: 0,
-    };
-    let mut builder = tar::Builder::new(tar_out);
-    builder.mode(tar::HeaderMode::Complete);
-    let mut links = HashMap::new();
-    walk(&mut builder, upper, "", run_step, &mut links)?;
-    let tar_out = builder.into_inner().map_err(DiffError::Write)?;
-    let diff_id = hex::encode(tar_out.hash.finalize());
-    let mut compressed = tar_out.inner.finish().map_err(DiffError::Write)?;
-    compressed.flush().map_err(DiffError::Write)?;
-    Ok(Some(LayerDigests {
-        digest: format!("sha256:{}", hex::encode(compressed.hash.finalize())),
-        diff_id: format!("sha256:{diff_id}"),
-        size: compressed.len,
-    }))
+    let mut writer = LayerWriter::new(out)?;
+    walk(&mut writer, upper, Path::new(""), run_step)?;
+    writer.finish().map(Some)
 }
 
-fn walk<W: Write>(
-    b: &mut tar::Builder<W>,
-    dir: &Path,
-    rel: &str,
-    run_step: bool,
-    links: &mut HashMap<(u64, u64), String>,
-) -> Result<(), DiffError> {
+fn walk(w: &mut LayerWriter<'_>, dir: &Path, rel: &Path, run_step: bool) -> Result<(), DiffError> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .map_err(|source| DiffError::Read {
             path: dir.to_path_buf(),
@@ -211,91 +331,29 @@ fn walk<W: Write>(
         })?;
     names.sort();
     for name in names {
-        let name_s = name.to_string_lossy().into_owned();
-        let child_rel = if rel.is_empty() {
-            name_s.clone()
-        } else {
-            format!("{rel}/{name_s}")
-        };
+        let child_rel = rel.join(&name);
         let path = dir.join(&name);
-        if run_step && skipped(&child_rel, &path)? {
+        if run_step && skipped(&child_rel.to_string_lossy(), &path)? {
             continue;
         }
-        if name_s.starts_with(".wh.") {
-            return Err(DiffError::WhiteoutName(child_rel));
+        if name.as_bytes().starts_with(b".wh.") {
+            return Err(DiffError::WhiteoutName(
+                child_rel.to_string_lossy().into_owned(),
+            ));
         }
         let meta = lstat(&path)?;
         let ft = meta.file_type();
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(meta.mode() & 0o7777);
-        h.set_uid(u64::from(meta.uid()));
-        h.set_gid(u64::from(meta.gid()));
-        h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
-        let w = DiffError::Write;
         if ft.is_char_device() && meta.rdev() == 0 {
-            let wh = if rel.is_empty() {
-                format!(".wh.{name_s}")
-            } else {
-                format!("{rel}/.wh.{name_s}")
-            };
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(0o644);
-            h.set_size(0);
-            b.append_data(&mut h, wh, io::empty()).map_err(w)?;
-        } else if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_size(0);
-            b.append_data(&mut h, format!("{child_rel}/"), io::empty())
-                .map_err(w)?;
-            if is_opaque(&path) {
-                let mut o = tar::Header::new_gnu();
-                o.set_entry_type(tar::EntryType::Regular);
-                o.set_mode(0o644);
-                o.set_size(0);
-                b.append_data(&mut o, format!("{child_rel}/.wh..wh..opq"), io::empty())
-                    .map_err(w)?;
-            }
-            walk(b, &path, &child_rel, false, links)?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&path).map_err(|source| DiffError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            b.append_link(&mut h, &child_rel, &target).map_err(w)?;
-        } else if ft.is_file() {
-            if meta.nlink() > 1 {
-                let key = (meta.dev(), meta.ino());
-                if let Some(first) = links.get(&key) {
-                    h.set_entry_type(tar::EntryType::Link);
-                    h.set_size(0);
-                    b.append_link(&mut h, &child_rel, first).map_err(w)?;
-                    continue;
-                }
-                links.insert(key, child_rel.clone());
-            }
-            let f = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(|source| DiffError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(meta.len());
-            // A file that changes size while being read would corrupt the stream; the
-            // step's processes are all gone by now, so its size is final.
-            b.append_data(&mut h, &child_rel, io::Read::take(f, meta.len()))
-                .map_err(w)?;
-        } else if ft.is_fifo() {
-            h.set_entry_type(tar::EntryType::Fifo);
-            h.set_size(0);
-            b.append_data(&mut h, &child_rel, io::empty()).map_err(w)?;
+            w.whiteout(&child_rel)?;
+            continue;
         }
-        // Sockets and device nodes cannot be created rootless and are not carried.
+        w.entry(&path, &child_rel)?;
+        if ft.is_dir() {
+            if is_opaque(&path) {
+                w.opaque(&child_rel)?;
+            }
+            walk(w, &path, &child_rel, false)?;
+        }
     }
     Ok(())
 }
