@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use ags_oci::Digest;
 use ags_oci::manifest::{ImageConfig, ImageManifest};
 use ags_oci::reference::Reference;
-use ags_oci::store::{PullProgress, PulledImage, Store, StoreError};
+use ags_oci::store::{LayerInfo, PullProgress, PulledImage, Store, StoreError};
 use ags_oci::unpack::{Budgets, remove_tree};
 use ags_runtime::idmap::IdMaps;
 use ags_runtime::userns::{UsernsError, error_chain, run_as_root};
@@ -166,6 +166,35 @@ pub fn materialize(
         source,
     })?;
     Ok(final_path)
+}
+
+/// Unpacks `layers` (all in the store) into a new tree at `final_path`, through an unpack
+/// worker whose temporary tree goes under `root`: the tree appears complete or not at
+/// all. `what` names the tree in errors.
+pub(crate) fn unpack_tree(
+    root: &Path,
+    final_path: PathBuf,
+    layers: Vec<LayerInfo>,
+    what: &str,
+    budgets: &Budgets,
+    maps: &IdMaps,
+    privileged: bool,
+) -> Result<(), RootfsError> {
+    let digests: Vec<Digest> = layers.iter().map(|l| l.digest.clone()).collect();
+    let unpack = |source| RootfsError::Unpack {
+        image: what.to_string(),
+        source,
+    };
+    let mut worker = Worker::start(root, final_path, layers, budgets, maps, privileged).map_err(
+        |e| match e {
+            worker::StartError::Io(path, source) => RootfsError::Io { path, source },
+            worker::StartError::Spawn(source) => unpack(source),
+        },
+    )?;
+    for d in &digests {
+        worker.layer_done(d);
+    }
+    worker.commit().map_err(unpack)
 }
 
 /// Unpacks an image while [`Store::pull`] downloads it: give it to the pull as its

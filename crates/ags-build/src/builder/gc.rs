@@ -1,5 +1,11 @@
 //! Reclaiming build cache: step results whose layer no stored image uses, their snapshot
 //! directories, and snapshots an interrupted build left without a cache entry.
+//!
+//! Overlay snapshots are kept as long as their layer is used: each is a layer of its
+//! image's root. A copy snapshot is a full tree, and an image runs from its last one
+//! only, so only the trees a stored image runs from are kept; the cache entries of the
+//! other steps stay (while their layers are used), and a rebuild that needs one of their
+//! trees again unpacks it from the layers.
 
 use std::collections::HashSet;
 use std::fs;
@@ -8,7 +14,8 @@ use std::path::PathBuf;
 use ags_oci::store::Store;
 use ags_runtime::idmap::IdMaps;
 
-use super::{BuildError, build_root};
+use super::snapshot::SnapshotKind;
+use super::{BuildError, build_root, recorded_layout};
 
 /// Removes unused build cache; returns the snapshot directories removed. Run it before
 /// [`Store::gc`], which then removes the layer blobs no image uses.
@@ -18,8 +25,21 @@ pub fn gc(store: &Store, maps: &IdMaps, privileged: bool) -> Result<Vec<PathBuf>
     let snap = root.join("snap");
     let mut used_layers = HashSet::new();
     let mut used_configs = HashSet::new();
+    // The snapshot directories stored images run from.
+    let mut image_snaps = HashSet::new();
     for rec in store.images()? {
         used_configs.insert(format!("{}.json", rec.config_digest.hex()));
+        if let Some((_, dirs)) = recorded_layout(store, rec.config_digest.hex()) {
+            for d in dirs {
+                if let Some(name) = d
+                    .parent()
+                    .filter(|p| p.parent() == Some(snap.as_path()))
+                    .and_then(|p| p.file_name())
+                {
+                    image_snaps.insert(name.to_string_lossy().into_owned());
+                }
+            }
+        }
         let reference = Store::record_reference(&rec)?;
         if let Ok(img) = store.get(&reference, Some(&rec.platform)) {
             used_layers.extend(img.manifest.layers.iter().map(|l| l.digest.to_string()));
@@ -36,6 +56,11 @@ pub fn gc(store: &Store, maps: &IdMaps, privileged: bool) -> Result<Vec<PathBuf>
                 .as_ref()
                 .and_then(|v| v.get("layer"))
                 .filter(|l| !l.is_null());
+            let kind = entry
+                .as_ref()
+                .and_then(|v| v.get("snapshots"))
+                .and_then(|k| serde_json::from_value(k.clone()).ok())
+                .unwrap_or(SnapshotKind::Overlay);
             let keep = match layer {
                 // A "no change" result costs nothing to keep.
                 None => entry.is_some(),
@@ -44,7 +69,13 @@ pub fn gc(store: &Store, maps: &IdMaps, privileged: bool) -> Result<Vec<PathBuf>
                         .as_str()
                         .is_some_and(|d| used_layers.contains(d));
                     if used && let Some(s) = l["snapshot"].as_str() {
-                        kept_snaps.insert(s.to_string());
+                        let needed = match kind {
+                            SnapshotKind::Overlay => true,
+                            SnapshotKind::Copy => image_snaps.contains(s),
+                        };
+                        if needed {
+                            kept_snaps.insert(s.to_string());
+                        }
                     }
                     used
                 }

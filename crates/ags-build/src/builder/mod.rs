@@ -2,11 +2,18 @@
 //!
 //! Each stage starts from its base (a pulled image's shared rootfs tree, an earlier
 //! stage, or nothing for `scratch`) and each filesystem step (`RUN`, `COPY`, `ADD`, a
-//! `WORKDIR` that must be created) runs on an overlay of the layers so far with a fresh
-//! upper directory: the step's *snapshot*. Its changes are written as a tar+zstd layer
-//! ([`diff`]) into the content store, and the snapshot directory stays on disk as the
-//! lower layer of later steps, so a step never copies the root it runs on
-//! (copy-on-write through overlayfs in the user namespace).
+//! `WORKDIR` that must be created) runs on a *snapshot* of its own, of one of two kinds
+//! chosen once per build ([`snapshot`], [`BuildOptions::snapshots`]):
+//!
+//! - overlay: an overlay of the layers so far with a fresh upper directory, which is the
+//!   step's snapshot and the lower layer of later steps, so a step never copies the root
+//!   it runs on (copy-on-write through overlayfs in the user namespace);
+//! - copy, where the kernel cannot mount overlayfs in a user namespace: a full copy of
+//!   the parent step's tree (reflinked where the filesystem can), written in place.
+//!
+//! Either way the step's changes are written as a tar+zstd layer ([`diff`]) into the
+//! content store, and the image runs from the snapshots (the stack of upper directories,
+//! or the last tree) without unpacking anything.
 //!
 //! `RUN` executes in the ags sandbox ([`ags_runtime::run`]) as the image's user with the
 //! full subordinate-id mapping and a small capability set (those a package manager needs,
@@ -14,7 +21,8 @@
 //! `WORKDIR` run in a forked worker that is root of the same user namespace
 //! ([`ags_runtime::userns::run_as_root`]) and writes through the confined unpacker.
 //!
-//! The cache: every step has a key ([`crate::cache_key`]) chained from its parent. A
+//! The cache: every step has a key ([`crate::cache_key`]) chained from its parent (and,
+//! for copy snapshots, from a `copy:` base key, so the two kinds never share entries). A
 //! filesystem step's result (its layer, or "no change") is recorded under the key in
 //! `<store>/build/cache/` only after its snapshot and layer blob are complete, so an
 //! interrupted step is simply redone. The image is tagged last, in one atomic update of
@@ -25,6 +33,7 @@ mod copy;
 mod diff;
 mod gc;
 mod output;
+pub mod snapshot;
 mod steps;
 mod users;
 
@@ -43,6 +52,7 @@ use serde_json::{Value, json};
 use crate::parser::{ParseError, Span, parse};
 use crate::rootfs::RootfsError;
 use crate::stages::{GlobalScope, StageError, needed_stages, resolve_base};
+use snapshot::{SnapshotKind, SnapshotMode};
 
 pub use copy::{CopyError, context_source};
 pub use diff::{DiffError, LAYER_MEDIA_TYPE, write_layer};
@@ -143,6 +153,8 @@ pub struct BuildOptions {
     pub budgets: Budgets,
     /// Limits of `RUN` steps.
     pub limits: Limits,
+    /// Which snapshots to use.
+    pub snapshots: SnapshotMode,
 }
 
 /// Facts about the invoking user the builder needs to start sandboxes.
@@ -297,6 +309,7 @@ pub fn build(
             message: chain(&e),
         })?;
     let dirs = steps::Dirs::create(store)?;
+    let kind = snapshot_kind(store, env, opts.snapshots);
     let mut b = steps::Builder {
         store,
         env,
@@ -311,6 +324,7 @@ pub fn build(
         executed: 0,
         cached: 0,
         dirty: false,
+        kind,
     };
     let mut last = None;
     for &index in &stages {
@@ -338,7 +352,7 @@ pub fn build(
         }
     };
     let image = store.commit_image(&tag, &bytes, state.layers.clone(), &opts.platform)?;
-    record_layout(store, &image, &state.lowers)?;
+    record_layout(store, &image, kind, &state.lowers)?;
     Ok(Built {
         image,
         executed: b.executed,
@@ -346,7 +360,50 @@ pub fn build(
     })
 }
 
-/// Where the layout of a built image is recorded: its lower layers, by config digest.
+/// The snapshot kind of a build: the one asked for, or (`auto`) overlay when the kernel
+/// can mount it in the build's user namespace. That is tried once per boot and store
+/// filesystem (neither the kernel nor the filesystem can change without one of them
+/// changing) and remembered in `<store>/build/overlay-probe.json`: the probe forks a
+/// user namespace, which would otherwise cost every build, even one with nothing to do.
+fn snapshot_kind(store: &Store, env: &BuildEnv, mode: SnapshotMode) -> SnapshotKind {
+    match mode {
+        SnapshotMode::Overlay => return SnapshotKind::Overlay,
+        SnapshotMode::Copy => return SnapshotKind::Copy,
+        SnapshotMode::Auto => {}
+    }
+    use std::os::unix::fs::MetadataExt as _;
+    let root = build_root(store);
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let dev = std::fs::metadata(&root).map_or(0, |m| m.dev());
+    let key = json!({"boot_id": boot_id.trim(), "dev": dev});
+    let memo = root.join("overlay-probe.json");
+    let known = std::fs::read(&memo)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter(|v| !boot_id.is_empty() && v["key"] == key)
+        .and_then(|v| v["overlay"].as_bool());
+    let overlay = known.unwrap_or_else(|| {
+        // Under snap/, where `ags gc` removes it if this process dies in the middle.
+        let scratch = root
+            .join("snap")
+            .join(format!("probe-{}", std::process::id()));
+        let works = snapshot::overlay_works(&scratch, &env.maps, env.invoker.uid == 0);
+        let tmp = memo.with_extension(format!("tmp-{}", std::process::id()));
+        let doc = json!({"key": key, "overlay": works});
+        if std::fs::write(&tmp, doc.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, &memo);
+        }
+        works
+    });
+    if overlay {
+        SnapshotKind::Overlay
+    } else {
+        SnapshotKind::Copy
+    }
+}
+
+/// Where the layout of a built image is recorded: its root's directories and their
+/// kind, by config digest.
 fn layout_path(store: &Store, config_hex: &str) -> PathBuf {
     build_root(store)
         .join("images")
@@ -355,7 +412,12 @@ fn layout_path(store: &Store, config_hex: &str) -> PathBuf {
 
 /// Records which directories make up a built image's root, so that runs use the build's
 /// snapshots instead of unpacking the image's layers again.
-fn record_layout(store: &Store, image: &PulledImage, lowers: &[PathBuf]) -> Result<(), BuildError> {
+fn record_layout(
+    store: &Store,
+    image: &PulledImage,
+    kind: SnapshotKind,
+    lowers: &[PathBuf],
+) -> Result<(), BuildError> {
     let path = layout_path(store, image.manifest.config.digest.hex());
     let dir = path.parent().expect("a parent");
     let io = |source| BuildError::Io {
@@ -366,22 +428,49 @@ fn record_layout(store: &Store, image: &PulledImage, lowers: &[PathBuf]) -> Resu
     let tmp = path.with_extension("tmp");
     std::fs::write(
         &tmp,
-        serde_json::to_vec(&json!({"lowers": lowers})).expect("json"),
+        serde_json::to_vec(&json!({"snapshots": kind, "lowers": lowers})).expect("json"),
     )
     .map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)
 }
 
-/// The directories (bottom first) of an image built here, when they are all still there.
-pub fn layered_root(store: &Store, image: &PulledImage) -> Option<Vec<PathBuf>> {
-    let bytes = std::fs::read(layout_path(store, image.manifest.config.digest.hex())).ok()?;
+/// The recorded layout of an image built here: the kind of its snapshots and its root's
+/// directories, bottom first (an overlay stack; a copy build's root is one full tree).
+pub(crate) fn recorded_layout(
+    store: &Store,
+    config_hex: &str,
+) -> Option<(SnapshotKind, Vec<PathBuf>)> {
+    let bytes = std::fs::read(layout_path(store, config_hex)).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
+    // Layouts from before copy snapshots are overlay ones.
+    let kind: SnapshotKind = match v.get("snapshots") {
+        Some(k) => serde_json::from_value(k.clone()).ok()?,
+        None => SnapshotKind::Overlay,
+    };
     let lowers: Vec<PathBuf> = v["lowers"]
         .as_array()?
         .iter()
         .map(|p| p.as_str().map(PathBuf::from))
         .collect::<Option<_>>()?;
-    (!lowers.is_empty() && lowers.iter().all(|p| p.is_dir())).then_some(lowers)
+    Some((kind, lowers))
+}
+
+/// The directories (bottom first) of an image built here, when they are all still there
+/// and have the shape of their kind: a copy build's root is one tree (never stacked); in
+/// an overlay stack every directory above the bottom one is a step's upper directory
+/// (never a copy tree).
+pub fn layered_root(store: &Store, image: &PulledImage) -> Option<Vec<PathBuf>> {
+    let (kind, lowers) = recorded_layout(store, image.manifest.config.digest.hex())?;
+    let shaped = match kind {
+        SnapshotKind::Copy => lowers.len() == 1,
+        SnapshotKind::Overlay => {
+            !lowers.is_empty()
+                && lowers[1..]
+                    .iter()
+                    .all(|p| p.file_name().is_some_and(|n| n == "upper"))
+        }
+    };
+    (shaped && lowers.iter().all(|p| p.is_dir())).then_some(lowers)
 }
 
 /// The automatic platform args (`TARGETPLATFORM`, `TARGETOS`, ...).

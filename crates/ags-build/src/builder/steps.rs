@@ -11,6 +11,7 @@ use ags_oci::store::Store;
 use ags_runtime::userns::run_as_root;
 use serde_json::{Value, json};
 
+use super::snapshot::SnapshotKind;
 use super::{BuildEnv, BuildError, BuildHost, BuildOptions, Event, StageState, build_root, chain};
 use crate::cache_key::{CacheKeyInput, cache_key};
 use crate::ignore::IgnoreMatcher;
@@ -90,6 +91,8 @@ pub(crate) struct Builder<'a> {
     pub(crate) cached: usize,
     /// A filesystem step of this build ran: later metadata steps are new too.
     pub(crate) dirty: bool,
+    /// The snapshots of this build.
+    pub(crate) kind: SnapshotKind,
 }
 
 fn step_err(cf: &Containerfile, span: Span, message: impl Into<String>) -> BuildError {
@@ -210,6 +213,7 @@ impl Builder<'_> {
         let cf = self.cf;
         let stage = &cf.stages[index];
         self.announce(&stage.text);
+        let from_stage = matches!(base, StageRef::Stage(_));
         let mut state = match base {
             StageRef::Scratch => StageState {
                 lowers: vec![self.scratch_root()?],
@@ -236,6 +240,11 @@ impl Builder<'_> {
                 self.image_state(&name, &platform, stage.span)?
             }
         };
+        if self.kind == SnapshotKind::Copy && !from_stage {
+            // Copy snapshots are cached apart from overlay ones: every key of the stage
+            // chains from this one.
+            state.key = format!("copy:{}", state.key);
+        }
         let mut scope = StageScope::new(global, state.env());
         let mut cmd_set = false;
         for ins in &stage.instructions {
@@ -336,7 +345,8 @@ impl Builder<'_> {
                 let text = format!("WORKDIR {dir}");
                 let key = self.key(state, &text, &BTreeMap::new(), None);
                 let d = dir.clone();
-                self.fs_step(state, key, &text, span, move |b, st, snap| {
+                let exists = |b: &Self, st: &StageState| b.is_dir_in_tree(st, &dir, span);
+                self.fs_step(state, key, &text, span, exists, move |b, st, snap| {
                     b.worker(st, snap, &[], move |merged, _| {
                         let root = pathrs::Root::open(merged).map_err(|e| e.to_string())?;
                         root.mkdir_all(&d, &std::os::unix::fs::PermissionsExt::from_mode(0o755))

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ags_agent::config::{self, DEFAULT_IMAGE, EnvMap, HostContext};
+use ags_build::builder::snapshot::SnapshotMode;
 use ags_build::builder::{self, BuildEnv, BuildHost, BuildOptions, Built, Event};
 use ags_oci::manifest::Platform;
 use ags_oci::reference::Reference;
@@ -109,7 +110,11 @@ pub struct Request {
 
 /// Runs a build and prints its summary.
 pub fn run_build(global: &GlobalArgs, req: Request) -> anyhow::Result<Built> {
-    let budgets = images::ImageSettings::from_user_config(global)?.budgets;
+    let settings = images::ImageSettings::from_user_config(global)?;
+    let snapshots = snapshot_mode(
+        std::env::var(SNAPSHOTS_ENV).ok().as_deref(),
+        SnapshotMode::Auto,
+    )?;
     let store_path = images::store_path(global);
     let store = ags_oci::store::Store::open(&store_path)
         .with_context(|| format!("cannot open the image store {}", store_path.display()))?;
@@ -133,12 +138,13 @@ pub fn run_build(global: &GlobalArgs, req: Request) -> anyhow::Result<Built> {
         pull: req.pull,
         network: req.network,
         platform: Platform::host(),
-        budgets,
+        budgets: settings.budgets,
         limits: crate::settings::limits(&crate::cli::LimitArgs {
             memory: None,
             pids: None,
             cpus: None,
         })?,
+        snapshots,
     };
     // Sandboxes start from this process: protect the binary first (CVE-2019-5736).
     super::seal_self()?;
@@ -157,6 +163,20 @@ pub fn run_build(global: &GlobalArgs, req: Request) -> anyhow::Result<Built> {
         built.cached
     );
     Ok(built)
+}
+
+/// The environment variable that chooses the build's snapshots.
+pub const SNAPSHOTS_ENV: &str = "AGS_BUILD_SNAPSHOTS";
+
+/// The snapshot mode: `AGS_BUILD_SNAPSHOTS` when set, else `config`.
+fn snapshot_mode(env: Option<&str>, config: SnapshotMode) -> Result<SnapshotMode, InputError> {
+    match env.filter(|v| !v.is_empty()) {
+        None => Ok(config),
+        Some(v) => SnapshotMode::parse(v).ok_or_else(|| InputError {
+            flag: SNAPSHOTS_ENV,
+            message: format!("{v:?}: expected auto, overlay or copy"),
+        }),
+    }
 }
 
 /// `ags build`.
@@ -387,4 +407,28 @@ pub fn update(global: &GlobalArgs, args: &UpdateArgs, agents_only: bool) -> anyh
     let built = build_agent_image(global, &image, agents_only, args.no_cache, args.pull)?;
     println!("{}", built.image.reference);
     Ok(crate::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_the_config() {
+        assert_eq!(
+            snapshot_mode(None, SnapshotMode::Copy).unwrap(),
+            SnapshotMode::Copy
+        );
+        assert_eq!(
+            snapshot_mode(Some(""), SnapshotMode::Copy).unwrap(),
+            SnapshotMode::Copy
+        );
+        assert_eq!(
+            snapshot_mode(Some("overlay"), SnapshotMode::Copy).unwrap(),
+            SnapshotMode::Overlay
+        );
+        let e = snapshot_mode(Some("vfs"), SnapshotMode::Auto).unwrap_err();
+        assert_eq!(e.flag, SNAPSHOTS_ENV);
+        assert!(e.message.contains("auto, overlay or copy"), "{}", e.message);
+    }
 }

@@ -62,6 +62,7 @@ impl Builder<'_> {
                             format!("--from={from}: that stage is not built before this step"),
                         )
                     })?;
+                    self.ensure_tree(st)?;
                     views.push(st.lowers.clone());
                     view_keys.push(st.key.clone());
                 }
@@ -156,6 +157,9 @@ impl Builder<'_> {
                 }
             }
         }
+        if chown.is_some() {
+            self.ensure_tree(state)?;
+        }
         let owner = match &chown {
             Some(spec) => users::resolve_in_layers(&state.lowers, spec)
                 .map_err(|e| step_err(cf, span, format!("--chown={spec}: {e}")))?,
@@ -182,25 +186,33 @@ impl Builder<'_> {
         let key = self.key(state, &text, &BTreeMap::new(), Some(&digest));
         let budgets = self.opts.budgets.clone();
         let created_by = ins.text.clone();
-        self.fs_step(state, key, &created_by, span, move |b, st, snap| {
-            let scratch = snap.to_path_buf();
-            b.worker(st, snap, &views, move |merged, mounted| {
-                copy::apply(&job, merged, mounted, &scratch, &budgets).map_err(|e| {
-                    let mut s = e.to_string();
-                    let mut cur = std::error::Error::source(&e);
-                    while let Some(c) = cur {
-                        s.push_str(": ");
-                        s.push_str(&c.to_string());
-                        cur = c.source();
-                    }
-                    s
+        let unchanged = |_: &Self, _: &StageState| Ok(false);
+        self.fs_step(
+            state,
+            key,
+            &created_by,
+            span,
+            unchanged,
+            move |b, st, snap| {
+                let scratch = snap.to_path_buf();
+                b.worker(st, snap, &views, move |merged, mounted| {
+                    copy::apply(&job, merged, mounted, &scratch, &budgets).map_err(|e| {
+                        let mut s = e.to_string();
+                        let mut cur = std::error::Error::source(&e);
+                        while let Some(c) = cur {
+                            s.push_str(": ");
+                            s.push_str(&c.to_string());
+                            cur = c.source();
+                        }
+                        s
+                    })
                 })
-            })
-            .map_err(|e| match e {
-                BuildError::Step { message, .. } => step_err(cf, span, message),
-                other => other,
-            })
-        })
+                .map_err(|e| match e {
+                    BuildError::Step { message, .. } => step_err(cf, span, message),
+                    other => other,
+                })
+            },
+        )
     }
 }
 

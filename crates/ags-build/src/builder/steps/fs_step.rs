@@ -1,5 +1,6 @@
-//! Filesystem steps: the cache in front of them, their snapshots, the workers that
-//! write them and the layers made from them.
+//! Filesystem steps: the cache in front of them, their snapshots (overlay upper
+//! directories or full copies, see [`crate::builder::snapshot`]), the workers that write
+//! them and the layers made from them.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek};
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::{Builder, mkdir, step_err};
 use crate::builder::diff::{self, LAYER_MEDIA_TYPE, LayerDigests};
+use crate::builder::snapshot::{self, SnapshotKind};
 use crate::builder::{BuildError, Event, StageState, chain};
 use crate::parser::Span;
 
@@ -23,6 +25,10 @@ struct CacheEntry {
     /// When the step ran.
     #[serde(default)]
     created: String,
+    /// The kind of the snapshot (entries written before copy snapshots existed are
+    /// overlay ones).
+    #[serde(default)]
+    snapshots: SnapshotKind,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,17 +46,29 @@ impl Builder<'_> {
         self.dirs.snap.join(&key[..32])
     }
 
-    /// A cached result whose snapshot and blob are still there.
+    /// The directory of a snapshot that holds its files (`upper` or `tree`).
+    fn snapshot_files(&self, name: &str) -> PathBuf {
+        self.dirs.snap.join(name).join(self.kind.dir_name())
+    }
+
+    /// A cached result of this build's snapshot kind whose blob is still there, and (for
+    /// overlay snapshots, which later steps stack) its snapshot. A copy snapshot's tree
+    /// is needed only when a later step runs on it or the image runs from it, and is
+    /// rebuilt from the layers then if `ags gc` removed it ([`Self::ensure_tree`]).
     fn lookup(&self, key: &str) -> Option<CacheEntry> {
         if self.opts.no_cache {
             return None;
         }
         let bytes = fs::read(self.cache_path(key)).ok()?;
         let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
+        if entry.snapshots != self.kind {
+            return None;
+        }
         if let Some(l) = &entry.layer {
             let digest = Digest::parse(&l.digests.digest).ok()?;
             if !self.store.has_blob(&digest, l.digests.size)
-                || !self.dirs.snap.join(&l.snapshot).join("upper").is_dir()
+                || (self.kind == SnapshotKind::Overlay
+                    && !self.snapshot_files(&l.snapshot).is_dir())
             {
                 return None;
             }
@@ -62,9 +80,12 @@ impl Builder<'_> {
         if let Some(l) = &entry.layer {
             let digest = Digest::parse(&l.digests.digest)
                 .map_err(|e| step_err(self.cf, Span::default(), e.to_string()))?;
-            state
-                .lowers
-                .push(self.dirs.snap.join(&l.snapshot).join("upper"));
+            let files = self.snapshot_files(&l.snapshot);
+            match self.kind {
+                SnapshotKind::Overlay => state.lowers.push(files),
+                // A full tree: it replaces the parent's.
+                SnapshotKind::Copy => state.lowers = vec![files],
+            }
             state.layers.push(Descriptor {
                 media_type: LAYER_MEDIA_TYPE.to_string(),
                 digest,
@@ -88,15 +109,18 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Runs a filesystem step unless cached: `exec` fills the snapshot's upper directory
-    /// and returns the layer it wrote (if the worker wrote one) or `None` to have it
-    /// written here.
+    /// Runs a filesystem step unless cached: `exec` changes the step's snapshot (an
+    /// overlay's upper directory, or `<snap>/tree`) and returns the layer it wrote (if
+    /// the worker wrote one) or `None` to have it written here. With copy snapshots,
+    /// `unchanged` may tell from the parent's tree that the step has nothing to do, which
+    /// spares the copy.
     pub(in crate::builder) fn fs_step(
         &mut self,
         state: &mut StageState,
         key: String,
         created_by: &str,
         span: Span,
+        unchanged: impl FnOnce(&Self, &StageState) -> Result<bool, BuildError>,
         exec: impl FnOnce(&mut Self, &StageState, &Path) -> Result<Option<LayerDigests>, BuildError>,
     ) -> Result<(), BuildError> {
         if let Some(entry) = self.lookup(&key) {
@@ -111,32 +135,58 @@ impl Builder<'_> {
             return Ok(());
         }
         self.dirty = true;
+        // An entry of an earlier build (this one has --no-cache) must not outlive the
+        // snapshot it names: the snapshot is rebuilt below and may end up half done.
+        let _ = fs::remove_file(self.cache_path(&key));
         let snap = self.snapshot_dir(&key);
         self.remove_tree(&snap)?;
-        mkdir(&snap.join("upper"))?;
-        mkdir(&snap.join("work"))?;
-        mkdir(&snap.join("merged"))?;
-        let result = exec(self, state, &snap);
+        if self.kind == SnapshotKind::Copy && unchanged(self, state)? {
+            return self.record(state, key, created_by, span, &snap, None);
+        }
+        mkdir(&snap)?;
+        let prepared = match self.kind {
+            SnapshotKind::Overlay => ["upper", "work", "merged"]
+                .iter()
+                .try_for_each(|d| mkdir(&snap.join(d))),
+            SnapshotKind::Copy => self.prepare_copy(state, &snap, span),
+        };
+        let result = prepared.and_then(|()| exec(self, state, &snap));
         let layer = match result {
-            Ok(l) => l,
+            Ok(Some(l)) => Ok(Some(l)),
+            Ok(None) => self.write_layer(state, &snap, span),
+            Err(e) => Err(e),
+        };
+        match layer {
+            Ok(layer) => self.record(state, key, created_by, span, &snap, layer),
             Err(e) => {
                 let _ = self.remove_tree(&snap);
-                return Err(e);
+                Err(e)
             }
-        };
-        let layer = match layer {
-            Some(l) => Some(l),
-            None => self.write_layer(&snap, span)?.1,
-        };
+        }
+    }
+
+    /// Commits a step's layer (and keeps its snapshot) or drops the snapshot of a step
+    /// that changed nothing, then records the result in the cache.
+    fn record(
+        &mut self,
+        state: &mut StageState,
+        key: String,
+        created_by: &str,
+        span: Span,
+        snap: &Path,
+        layer: Option<LayerDigests>,
+    ) -> Result<(), BuildError> {
         self.executed += 1;
         let entry = CacheEntry {
             created: super::super::now_rfc3339(),
+            snapshots: self.kind,
             layer: match &layer {
                 Some(d) => {
                     let digest = Digest::parse(&d.digest)
                         .map_err(|e| step_err(self.cf, span, e.to_string()))?;
                     self.store
-                        .commit_file(&self.layer_tmp(&snap), &digest, d.size)?;
+                        .commit_file(&self.layer_tmp(snap), &digest, d.size)?;
+                    snapshot::discard_baseline(snap);
                     Some(CachedLayer {
                         digests: d.clone(),
                         snapshot: snap
@@ -146,13 +196,12 @@ impl Builder<'_> {
                     })
                 }
                 None => {
-                    let _ = self.remove_tree(&snap);
+                    let _ = self.remove_tree(snap);
                     None
                 }
             },
         };
-        // Only the work directory is left over from the overlay; the upper directory is
-        // the layer from now on.
+        // The snapshot is complete: only now does the cache point at it.
         let bytes = serde_json::to_vec(&entry).expect("serializable");
         let tmp = self.dirs.cache.join(format!(".{key}.tmp"));
         fs::write(&tmp, &bytes)
@@ -168,16 +217,112 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Whether `dir` (a container path) is a directory in the state's tree already,
+    /// resolved inside it (symlinks included) as creating it would be.
+    pub(in crate::builder) fn is_dir_in_tree(
+        &self,
+        state: &StageState,
+        dir: &str,
+        span: Span,
+    ) -> Result<bool, BuildError> {
+        self.ensure_tree(state)?;
+        let root = state.lowers[0].clone();
+        let dir = dir.to_string();
+        let found = run_as_root(&self.env.maps, self.privileged(), || {
+            let root = pathrs::Root::open(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+            let is_dir = root
+                .resolve(&dir)
+                .ok()
+                .and_then(|h| rustix::fs::fstat(&h).ok())
+                .is_some_and(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::Directory
+                });
+            // The answer is the exit status: a missing directory is no error.
+            if is_dir { Ok(()) } else { Err(String::new()) }
+        });
+        match found {
+            Ok(()) => Ok(true),
+            Err(ags_runtime::userns::UsernsError::Work(m)) if m.is_empty() => Ok(false),
+            Err(e) => Err(step_err(self.cf, span, chain(&e))),
+        }
+    }
+
+    /// Copy snapshots: `<snap>/tree` becomes a copy of the parent's tree.
+    fn prepare_copy(&self, state: &StageState, snap: &Path, span: Span) -> Result<(), BuildError> {
+        self.ensure_tree(state)?;
+        let parent = state.lowers[0].clone();
+        run_as_root(&self.env.maps, self.privileged(), || {
+            snapshot::prepare_copy(&parent, snap)
+                .map(|_| ())
+                .map_err(|e| chain(&e))
+        })
+        .map_err(|e| {
+            step_err(
+                self.cf,
+                span,
+                format!("cannot copy the step's root: {}", chain(&e)),
+            )
+        })
+    }
+
+    /// Copy snapshots: makes sure the state's tree exists, rebuilding it from the state's
+    /// layers when `ags gc` removed it (it keeps only the trees images run from).
+    pub(in crate::builder) fn ensure_tree(&self, state: &StageState) -> Result<(), BuildError> {
+        if self.kind != SnapshotKind::Copy || state.lowers[0].is_dir() {
+            return Ok(());
+        }
+        let tree = &state.lowers[0];
+        let diff_ids: Vec<String> = state.config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let layers = state
+            .layers
+            .iter()
+            .zip(diff_ids.iter().chain(std::iter::repeat(&String::new())))
+            .map(|(d, id)| {
+                Ok(ags_oci::store::LayerInfo {
+                    path: self.store.blob_path(&d.digest),
+                    media_type: d.media_type.clone(),
+                    digest: d.digest.clone(),
+                    diff_id: Digest::parse(id).map_err(|e| {
+                        step_err(self.cf, Span::default(), format!("layer {}: {e}", d.digest))
+                    })?,
+                    size: d.size,
+                })
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        // Unpacked next to where it goes, under the snapshot's directory.
+        let dir = tree.parent().expect("a snapshot directory");
+        crate::rootfs::unpack_tree(
+            dir,
+            tree.clone(),
+            layers,
+            "a build snapshot",
+            &self.opts.budgets,
+            &self.env.maps,
+            self.privileged(),
+        )?;
+        Ok(())
+    }
+
     fn layer_tmp(&self, snap: &Path) -> PathBuf {
         snap.join("layer.tar.zst")
     }
 
-    /// Writes the snapshot's changes as a layer (worker: root of the user namespace).
+    /// Writes the snapshot's changes as a layer after a `RUN` (worker: root of the user
+    /// namespace).
     fn write_layer(
         &self,
+        state: &StageState,
         snap: &Path,
         span: Span,
-    ) -> Result<((), Option<LayerDigests>), BuildError> {
+    ) -> Result<Option<LayerDigests>, BuildError> {
         let out_path = self.layer_tmp(snap);
         let out = File::create(&out_path).map_err(|source| BuildError::Io {
             path: out_path.clone(),
@@ -185,9 +330,15 @@ impl Builder<'_> {
         })?;
         let mut result = tempfile_in(&self.dirs.logs)?;
         let upper = snap.join("upper");
+        let parent = state.lowers[0].clone();
+        let kind = self.kind;
         let res = &result;
         run_as_root(&self.env.maps, self.privileged(), || {
-            let d = diff::write_layer(&upper, &out, true).map_err(|e| chain(&e))?;
+            let d = match kind {
+                SnapshotKind::Overlay => diff::write_layer(&upper, &out, true),
+                SnapshotKind::Copy => snapshot::copy_layer(&parent, snap, &out, true),
+            }
+            .map_err(|e| chain(&e))?;
             serde_json::to_writer(res, &d).map_err(|e| e.to_string())
         })
         .map_err(|e| step_err(self.cf, span, chain(&e)))?;
@@ -199,7 +350,7 @@ impl Builder<'_> {
         if d.is_none() {
             let _ = fs::remove_file(&out_path);
         }
-        Ok(((), d))
+        Ok(d)
     }
 
     pub(in crate::builder) fn remove_tree(&self, p: &Path) -> Result<(), BuildError> {
@@ -209,8 +360,9 @@ impl Builder<'_> {
         crate::rootfs::remove(p, &self.env.maps, self.privileged()).map_err(BuildError::from)
     }
 
-    /// Runs `op` on the step's root mounted at `<snap>/merged` (and `views` mounted
-    /// read-only) in a worker that is root of the user namespace, then writes the layer.
+    /// Runs `op` on the step's root (an overlay mounted at `<snap>/merged`, or
+    /// `<snap>/tree`) with `views` (`--from` roots) read-only, in a worker that is root of
+    /// the user namespace, then writes the layer.
     pub(in crate::builder) fn worker(
         &self,
         state: &StageState,
@@ -227,11 +379,14 @@ impl Builder<'_> {
         let res = &result;
         let (upper, work, merged) = (snap.join("upper"), snap.join("work"), snap.join("merged"));
         let lowers = state.lowers.clone();
+        let kind = self.kind;
         let view_dirs: Vec<PathBuf> = (0..views.len())
             .map(|i| snap.join(format!("view-{i}")))
             .collect();
-        for v in &view_dirs {
-            mkdir(v)?;
+        for (v, dir) in views.iter().zip(&view_dirs) {
+            if v.len() > 1 {
+                mkdir(dir)?;
+            }
         }
         run_as_root(&self.env.maps, self.privileged(), || {
             use nix::mount::{MsFlags, mount};
@@ -245,21 +400,32 @@ impl Builder<'_> {
                 None::<&str>,
             )
             .map_err(|e| format!("mount --make-rprivate /: {e}"))?;
-            match_root_owner(lowers.last().expect("a lower"), &upper);
-            ags_runtime::overlay::mount(&lowers, Some((&upper, &work)), &merged)
-                .map_err(|e| format!("cannot mount the step's root: {e}"))?;
+            let root = match kind {
+                SnapshotKind::Overlay => {
+                    match_root_owner(lowers.last().expect("a lower"), &upper);
+                    ags_runtime::overlay::mount(&lowers, Some((&upper, &work)), &merged)
+                        .map_err(|e| format!("cannot mount the step's root: {e}"))?;
+                    merged.clone()
+                }
+                SnapshotKind::Copy => snap.join(snapshot::TREE),
+            };
             let mut mounted = Vec::new();
             for (v, dir) in views.iter().zip(&view_dirs) {
                 if v.len() == 1 {
                     mounted.push(v[0].clone());
                 } else {
+                    // Only overlay stacks have more than one directory.
                     ags_runtime::overlay::mount(v, None, dir)
                         .map_err(|e| format!("cannot mount a --from source: {e}"))?;
                     mounted.push(dir.clone());
                 }
             }
-            op(&merged, &mounted)?;
-            let d = diff::write_layer(&upper, &out, false).map_err(|e| chain(&e))?;
+            op(&root, &mounted)?;
+            let d = match kind {
+                SnapshotKind::Overlay => diff::write_layer(&upper, &out, false),
+                SnapshotKind::Copy => snapshot::copy_layer(&lowers[0], snap, &out, false),
+            }
+            .map_err(|e| chain(&e))?;
             serde_json::to_writer(res, &d).map_err(|e| e.to_string())
         })
         .map_err(|e| BuildError::Step {

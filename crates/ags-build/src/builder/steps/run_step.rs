@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{BUILD_CAPS, Builder, DEFAULT_PATH, shell_of, step_err};
 use crate::builder::output::{self, Prefixed};
+use crate::builder::snapshot::{self, SnapshotKind};
 use crate::builder::{BuildError, Event, StageState, chain, copy, users};
 use crate::parser::{Command, Instruction, MountType, NetworkMode as RunNetwork, Run};
 use crate::stages::StageScope;
@@ -165,100 +166,117 @@ impl Builder<'_> {
         let created_by = ins.text.clone();
         let shown = created_by.clone();
         let prefix = format!("[{}/{}] ", self.step, self.total);
-        self.fs_step(state, key, &created_by, span, move |b, st, snap| {
-            let user = st.config["config"]["User"]
-                .as_str()
-                .filter(|u| !u.is_empty())
-                .map(str::to_string);
-            let (uid, gid) = match &user {
-                Some(u) => users::resolve_in_layers(&st.lowers, u)
-                    .map_err(|e| step_err(cf, span, format!("USER {e}")))?,
-                None => (0, 0),
-            };
-            let home = users::home_of(&st.lowers, uid);
-            let mut policy = SandboxPolicy::new(st.lowers[0].clone(), argv, b.opts.limits)
-                .map_err(|e| step_err(cf, span, e.to_string()))?;
-            policy.layers = st.lowers[1..].to_vec();
-            policy.writable = Some(WritableRoot::Overlay {
-                upper: snap.join("upper"),
-                work: snap.join("work"),
-            });
-            policy.mounts.clear();
-            policy.with_user(uid, gid);
-            policy.home = home.clone();
-            policy.hostname = "ags-build".into();
-            policy.network = network;
-            policy.capabilities = BUILD_CAPS.iter().map(|c| c.to_string()).collect();
-            policy.cwd = PathBuf::from(st.working_dir());
-            let mut env = env;
-            if !env.iter().any(|(k, _)| k == "PATH") {
-                env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
-            }
-            if !env.iter().any(|(k, _)| k == "HOME") {
-                env.push(("HOME".into(), home.to_string_lossy().into_owned()));
-            }
-            policy.env = env;
-            let mut locks = Vec::new();
-            for m in &mounts {
-                match m {
-                    RunMount::Bind(src, target) => {
-                        policy
-                            .add_bind(src, target, Access::ReadOnly)
-                            .map_err(|e| step_err(cf, span, e.to_string()))?
-                    }
-                    RunMount::Cache {
-                        dir,
-                        target,
-                        locked,
-                    } => {
-                        if *locked {
-                            locks.push(lock(&dir.with_extension("lock"))?);
-                        }
-                        policy.mounts.push(Mount::Bind {
-                            source: dir.clone(),
-                            target: PathBuf::from(target),
-                            access: Access::ReadWrite,
+        let unchanged = |_: &Self, _: &StageState| Ok(false);
+        self.fs_step(
+            state,
+            key,
+            &created_by,
+            span,
+            unchanged,
+            move |b, st, snap| {
+                let user = st.config["config"]["User"]
+                    .as_str()
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_string);
+                let (uid, gid) = match &user {
+                    Some(u) => users::resolve_in_layers(&st.lowers, u)
+                        .map_err(|e| step_err(cf, span, format!("USER {e}")))?,
+                    None => (0, 0),
+                };
+                let home = users::home_of(&st.lowers, uid);
+                let mut policy = SandboxPolicy::new(st.lowers[0].clone(), argv, b.opts.limits)
+                    .map_err(|e| step_err(cf, span, e.to_string()))?;
+                match b.kind {
+                    SnapshotKind::Overlay => {
+                        policy.layers = st.lowers[1..].to_vec();
+                        policy.writable = Some(WritableRoot::Overlay {
+                            upper: snap.join("upper"),
+                            work: snap.join("work"),
                         });
                     }
-                    RunMount::Tmpfs(target, size) => policy
-                        .add_tmpfs(target, *size, true)
-                        .map_err(|e| step_err(cf, span, e.to_string()))?,
+                    SnapshotKind::Copy => {
+                        // The step's own copy of its parent's tree, written in place.
+                        policy.rootfs = snap.join(snapshot::TREE);
+                        policy.writable = Some(WritableRoot::InPlace);
+                    }
                 }
-            }
-            let log = snap.join("output.log");
-            let pump = Prefixed::start(&prefix, &log).map_err(|source| BuildError::Io {
-                path: log.clone(),
-                source,
-            })?;
-            let mut warnings = Vec::new();
-            let code =
-                ags_runtime::run::run_forked(&policy, &b.env.invoker, &b.env.run_opts, &mut |w| {
-                    warnings.push(w)
-                });
-            pump.finish();
-            drop(locks);
-            for w in warnings {
-                let msg = match w {
-                    Warning::SingleIdMap(m) | Warning::NoCgroupDelegation(m) => m,
-                };
-                b.host.event(Event::Warning(msg));
-            }
-            let code = code.map_err(|e| step_err(cf, span, chain(&e)))?;
-            if code != 0 {
-                let mut instruction: String = shown.chars().take(80).collect();
-                if shown.chars().count() > 80 {
-                    instruction.push('…');
+                policy.mounts.clear();
+                policy.with_user(uid, gid);
+                policy.home = home.clone();
+                policy.hostname = "ags-build".into();
+                policy.network = network;
+                policy.capabilities = BUILD_CAPS.iter().map(|c| c.to_string()).collect();
+                policy.cwd = PathBuf::from(st.working_dir());
+                let mut env = env;
+                if !env.iter().any(|(k, _)| k == "PATH") {
+                    env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
                 }
-                return Err(BuildError::RunFailed {
-                    file: cf.file.clone(),
-                    span,
-                    instruction,
-                    code,
-                    tail: output::tail(&log, 15),
-                });
-            }
-            Ok(None)
-        })
+                if !env.iter().any(|(k, _)| k == "HOME") {
+                    env.push(("HOME".into(), home.to_string_lossy().into_owned()));
+                }
+                policy.env = env;
+                let mut locks = Vec::new();
+                for m in &mounts {
+                    match m {
+                        RunMount::Bind(src, target) => policy
+                            .add_bind(src, target, Access::ReadOnly)
+                            .map_err(|e| step_err(cf, span, e.to_string()))?,
+                        RunMount::Cache {
+                            dir,
+                            target,
+                            locked,
+                        } => {
+                            if *locked {
+                                locks.push(lock(&dir.with_extension("lock"))?);
+                            }
+                            policy.mounts.push(Mount::Bind {
+                                source: dir.clone(),
+                                target: PathBuf::from(target),
+                                access: Access::ReadWrite,
+                            });
+                        }
+                        RunMount::Tmpfs(target, size) => policy
+                            .add_tmpfs(target, *size, true)
+                            .map_err(|e| step_err(cf, span, e.to_string()))?,
+                    }
+                }
+                let log = snap.join("output.log");
+                let pump = Prefixed::start(&prefix, &log).map_err(|source| BuildError::Io {
+                    path: log.clone(),
+                    source,
+                })?;
+                let mut warnings = Vec::new();
+                let code = ags_runtime::run::run_forked(
+                    &policy,
+                    &b.env.invoker,
+                    &b.env.run_opts,
+                    &mut |w| warnings.push(w),
+                );
+                pump.finish();
+                drop(locks);
+                for w in warnings {
+                    let msg = match w {
+                        Warning::SingleIdMap(m) | Warning::NoCgroupDelegation(m) => m,
+                    };
+                    b.host.event(Event::Warning(msg));
+                }
+                let code = code.map_err(|e| step_err(cf, span, chain(&e)))?;
+                if code != 0 {
+                    let mut instruction: String = shown.chars().take(80).collect();
+                    if shown.chars().count() > 80 {
+                        instruction.push('…');
+                    }
+                    return Err(BuildError::RunFailed {
+                        file: cf.file.clone(),
+                        span,
+                        instruction,
+                        code,
+                        tail: output::tail(&log, 15),
+                    });
+                }
+                Ok(None)
+            },
+        )
     }
 }
 
