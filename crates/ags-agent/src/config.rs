@@ -163,6 +163,38 @@ pub enum Network {
     Host,
 }
 
+/// `[build].snapshots`: the kind of step snapshots `ags build` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Snapshots {
+    /// Overlay snapshots where the kernel can mount overlayfs in a user namespace, full
+    /// copies elsewhere (the default).
+    Auto,
+    /// Overlay snapshots only.
+    Overlay,
+    /// Full copies of the tree per step.
+    Copy,
+}
+
+impl Snapshots {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Overlay => "overlay",
+            Self::Copy => "copy",
+        }
+    }
+}
+
+/// `[build]`: how images are built (`ags build`, `ags update`). Only the user's own file
+/// sets it; a repo overlay may not.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BuildConfig {
+    /// Step snapshots ([`Snapshots::Auto`] when unset).
+    pub snapshots: Option<Located<Snapshots>>,
+}
+
 /// `mode` of a mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -290,6 +322,8 @@ pub struct Config {
     pub registries: toml::Table,
     /// `[images]` (unpack budgets), opaque here (deserialized by the binary).
     pub images: toml::Table,
+    /// `[build]`.
+    pub build: BuildConfig,
     /// The files this config was read from, in merge order.
     pub files: Vec<PathBuf>,
 }
@@ -453,6 +487,7 @@ impl Config {
         self.secrets.extend(over.secrets);
         merge_table(&mut self.registries, over.registries);
         merge_table(&mut self.images, over.images);
+        self.build.snapshots = over.build.snapshots.or(self.build.snapshots.take());
         self.files.extend(over.files);
         self
     }

@@ -14,7 +14,8 @@
 //!   (checked lexically and again after resolving symlinks), so an overlay can neither point
 //!   the build at, nor mount, `~/.ssh` or any other host file;
 //! - `[[agent_mount]]` (agent homes hold the user's logins: the user's own config decides);
-//! - `[sandbox].network = "host"` (it would expose host loopback services).
+//! - `[sandbox].network = "host"` (it would expose host loopback services);
+//! - `[build]` (builds read the user's own config only, so it would be ignored).
 //!
 //! `[[secret]]` with `from_env`/`secret_store` and `passthrough_env` stay allowed: they only
 //! reach the sandbox in normal runs, and the user approves them as part of the content.
@@ -450,6 +451,12 @@ fn check_overlay_rules(layer: &Config, repo: &Path) -> Result<(), OverlayError> 
                 ),
             ));
         }
+    }
+    if let Some(s) = &layer.build.snapshots {
+        return Err(forbidden(
+            &s.location,
+            "[build] is not allowed in a repo overlay (builds use your own config only)".to_owned(),
+        ));
     }
     if let Some(m) = layer.agent_mounts.first() {
         return Err(forbidden(

@@ -76,14 +76,16 @@ pub fn registry_config(global: &GlobalArgs) -> Result<RegistryConfig> {
     Ok(ImageSettings::from_user_config(global)?.registries)
 }
 
-/// What pulling and unpacking take from the config: `[registries]` and the unpack budgets
-/// (`[images]`).
+/// What pulling, unpacking and building take from the config: `[registries]`, the unpack
+/// budgets (`[images]`) and the build's snapshots (`[build]`).
 #[derive(Debug, Clone, Default)]
 pub struct ImageSettings {
     /// Mirrors, insecure hosts, CA files.
     pub registries: RegistryConfig,
     /// Limits for unpacking layers.
     pub budgets: ags_oci::unpack::Budgets,
+    /// `[build] snapshots`.
+    pub snapshots: ags_build::builder::snapshot::SnapshotMode,
 }
 
 impl ImageSettings {
@@ -126,9 +128,22 @@ impl ImageSettings {
         if let Some(n) = c.max_path_length {
             budgets.max_path_len = n;
         }
+        let snapshots = cfg
+            .build
+            .snapshots
+            .as_ref()
+            .map_or_else(Default::default, |s| {
+                use ags_build::builder::snapshot::SnapshotMode;
+                match s.value {
+                    ags_agent::config::Snapshots::Auto => SnapshotMode::Auto,
+                    ags_agent::config::Snapshots::Overlay => SnapshotMode::Overlay,
+                    ags_agent::config::Snapshots::Copy => SnapshotMode::Copy,
+                }
+            });
         Ok(Self {
             registries,
             budgets,
+            snapshots,
         })
     }
 }

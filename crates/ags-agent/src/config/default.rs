@@ -50,6 +50,11 @@ pub const DEFAULT_CONFIG: &str = r#"# ags configuration. Unknown keys are errors
 # command = ["/usr/bin/pass", "show", "github-token"]
 # timeout_secs = 5
 
+# How images are built (ags build, ags update): step snapshots on overlayfs where the
+# kernel allows it in a user namespace, full copies of the tree otherwise.
+# [build]
+# snapshots = "auto"          # auto | overlay | copy
+
 # Agent homes, mounted read-write in normal runs so logins persist. In --lockdown runs
 # only the agent's login and settings files are copied into a throwaway home instead.
 [[agent_mount]]

@@ -29,6 +29,13 @@ struct RawFile {
     secret: Vec<Spanned<RawSecret>>,
     registries: Option<toml::Table>,
     images: Option<toml::Table>,
+    build: Option<RawBuild>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    snapshots: Option<Spanned<Snapshots>>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +136,12 @@ pub(crate) fn parse_layer(
         images: raw.images.unwrap_or_default(),
         ..Config::default()
     };
+    if let Some(snapshots) = raw.build.and_then(|b| b.snapshots) {
+        config.build.snapshots = Some(Located {
+            value: *snapshots.get_ref(),
+            location: source.loc(&snapshots.span()),
+        });
+    }
     if let Some(sb) = raw.sandbox {
         config.sandbox = convert_sandbox(source, host, sb)?;
     }

@@ -69,6 +69,13 @@ struct Document<'a> {
     registries: &'a Table,
     #[serde(skip_serializing_if = "Table::is_empty")]
     images: &'a Table,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    build: Option<Build>,
+}
+
+#[derive(Serialize)]
+struct Build {
+    snapshots: &'static str,
 }
 
 #[derive(Serialize)]
@@ -128,7 +135,7 @@ struct Secret<'a> {
 impl Config {
     /// The config as a TOML document (see the module docs). Sections come in the order of
     /// the default file: `[sandbox]`, `[[mount]]`, `[[agent_mount]]`, `[[tool]]`,
-    /// `[[secret]]`, `[registries]`, `[images]`; empty ones are left out.
+    /// `[[secret]]`, `[registries]`, `[images]`, `[build]`; empty ones are left out.
     pub fn to_toml(&self) -> String {
         let sb = &self.sandbox;
         let doc = Document {
@@ -191,6 +198,9 @@ impl Config {
                 .collect(),
             registries: &self.registries,
             images: &self.images,
+            build: self.build.snapshots.as_ref().map(|s| Build {
+                snapshots: s.value.as_str(),
+            }),
         };
         // Strings, numbers, booleans, arrays and tables always serialize.
         toml::to_string(&doc).expect("config serializes as TOML")
@@ -242,6 +252,7 @@ mod tests {
         assert!(text.contains("tmux = false"), "{text}");
         assert!(!text.contains("memory"), "{text}");
         assert!(!text.contains("[[mount]]"), "{text}");
+        assert!(!text.contains("[build]"), "{text}");
     }
 
     #[test]
@@ -268,7 +279,7 @@ mod tests {
              mode = \"rw\"\ncreate = true\n\n[[tool]]\nname = \"jq\"\npath = \"/usr/bin/jq\"\n\
              container_path = \"/usr/local/bin/jq\"\n\n[[secret]]\nenv = \"A_TOKEN\"\nfrom_env = \"TOKEN_SRC\"\nsecret_store = {{ service = \"a\" }}\n\
              timeout_secs = 9\n\n[registries]\nallow_localhost_http = true\n\
-             [registries.hosts.\"127.0.0.1:5000\"]\ninsecure = true\n\n[images]\nmax_entries = 10\n"
+             [registries.hosts.\"127.0.0.1:5000\"]\ninsecure = true\n\n[images]\nmax_entries = 10\n\n[build]\nsnapshots = \"copy\"\n"
         )
         .replace(
             "# memory = \"8g\"",
@@ -292,7 +303,7 @@ mod tests {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        assert_eq!(headers.len(), 7, "{first}");
+        assert_eq!(headers.len(), 8, "{first}");
         let pos = |h: &str| {
             first
                 .find(h)
@@ -306,6 +317,7 @@ mod tests {
             "[[secret]]",
             "[registries",
             "[images]",
+            "[build]",
         ];
         assert!(order.windows(2).all(|w| pos(w[0]) < pos(w[1])), "{first}");
         // Keys keep the file's order, not the alphabet's.

@@ -134,6 +134,25 @@ fn type_and_enum_errors_name_line() {
 }
 
 #[test]
+fn build_snapshots() {
+    assert_eq!(parse("").unwrap().build.snapshots, None);
+    let c = parse("[build]\nsnapshots = \"copy\"\n").unwrap();
+    let s = c.build.snapshots.unwrap();
+    assert_eq!(s.value, Snapshots::Copy);
+    assert_eq!((s.location.line, s.location.col), (2, 13));
+    let e = err("[build]\nsnapshots = \"vfs\"\n");
+    assert!(
+        e.starts_with("~/.config/ags/config.toml:2:13: unknown variant `vfs`"),
+        "{e}"
+    );
+    let e = err("[build]\nsnapshot = \"copy\"\n");
+    assert!(
+        e.starts_with("~/.config/ags/config.toml:2:1: unknown field `snapshot` in [build]"),
+        "{e}"
+    );
+}
+
+#[test]
 fn missing_field_names_table() {
     let e = err("[[mount]]\nhost = \"/a\"\n");
     assert!(e.contains("missing field `container`"), "{e}");

@@ -162,6 +162,10 @@ fn forbidden_in_overlays() {
             "[sandbox]\nnetwork = \"host\"\n",
             "not allowed in a repo overlay",
         ),
+        (
+            "[build]\nsnapshots = \"copy\"\n",
+            "[build] is not allowed in a repo overlay",
+        ),
     ];
     for (text, want) in cases {
         f.write_overlay(text);
@@ -174,7 +178,7 @@ fn forbidden_in_overlays() {
     // The same things are fine in the user's own config.
     std::fs::write(
         &f.cfg,
-        "[sandbox]\ncontainerfile = \"/etc/passwd\"\nnetwork = \"host\"\n",
+        "[sandbox]\ncontainerfile = \"/etc/passwd\"\nnetwork = \"host\"\n[build]\nsnapshots = \"copy\"\n",
     )
     .unwrap();
     f.write_overlay("");

@@ -113,7 +113,7 @@ pub fn run_build(global: &GlobalArgs, req: Request) -> anyhow::Result<Built> {
     let settings = images::ImageSettings::from_user_config(global)?;
     let snapshots = snapshot_mode(
         std::env::var(SNAPSHOTS_ENV).ok().as_deref(),
-        SnapshotMode::Auto,
+        settings.snapshots,
     )?;
     let store_path = images::store_path(global);
     let store = ags_oci::store::Store::open(&store_path)
@@ -165,10 +165,11 @@ pub fn run_build(global: &GlobalArgs, req: Request) -> anyhow::Result<Built> {
     Ok(built)
 }
 
-/// The environment variable that chooses the build's snapshots.
+/// The environment variable that overrides `[build] snapshots` (for one build, or a
+/// machine where the config is shared).
 pub const SNAPSHOTS_ENV: &str = "AGS_BUILD_SNAPSHOTS";
 
-/// The snapshot mode: `AGS_BUILD_SNAPSHOTS` when set, else `config`.
+/// The snapshot mode: `AGS_BUILD_SNAPSHOTS` when set, else the config's.
 fn snapshot_mode(env: Option<&str>, config: SnapshotMode) -> Result<SnapshotMode, InputError> {
     match env.filter(|v| !v.is_empty()) {
         None => Ok(config),
