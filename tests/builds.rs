@@ -46,6 +46,30 @@ impl Env {
         env
     }
 
+    /// Like [`Env::new`], with copy snapshots forced in the config (this machine can
+    /// mount overlayfs in a user namespace, so `auto` would pick overlay).
+    fn copy() -> Self {
+        let env = Self::new();
+        let cfg = env.dir.path().join("config.toml");
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str("\n[build]\nsnapshots = \"copy\"\n");
+        std::fs::write(&cfg, text).unwrap();
+        env
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// The snapshot directories of the store.
+    fn snapshots(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.store().join("build/snap"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     fn ctx(&self) -> PathBuf {
         self.dir.path().join("ctx")
     }
@@ -115,6 +139,22 @@ fn steps_run(out: &Output) -> (usize, usize) {
 #[test]
 fn every_instruction_builds_and_the_image_runs() {
     let env = Env::new();
+    every_instruction(&env);
+    // Overlay snapshots (this machine can mount overlayfs in a user namespace).
+    let snaps = env.snapshots();
+    assert!(!snaps.is_empty());
+    assert!(snaps.iter().all(|s| s.join("upper").is_dir()), "{snaps:?}");
+}
+
+/// What the image of [`every_instruction`] shows: the script's output lines.
+const EVERY_INSTRUCTION_SCRIPT: &str = "cd /app && cat hello.txt tree/a.rs tree/sub/b.rs \
+    conf/g1.conf conf/g2.conf /opt/pkg/file uid heredoc fromcache inline.txt \
+    /home/worker/data/who; stat -c '%u:%g %a' private /home/worker/data; ls /etc/gone 2>&1; \
+    ls /bin/true 2>&1; id -u; pwd";
+
+/// Builds a Containerfile with every instruction as localhost/demo:1 and checks the
+/// image; returns the output of [`EVERY_INSTRUCTION_SCRIPT`] in it.
+fn every_instruction(env: &Env) -> String {
     env.write("ctx/hello.txt", "hello from the context\n");
     env.write("ctx/dir/a.rs", "a\n");
     env.write("ctx/dir/sub/b.rs", "b\n");
@@ -181,10 +221,7 @@ CMD ["cat /app/run.txt"]
         ok(env.run(&["run", "localhost/demo:1"])).trim(),
         "hi there set"
     );
-    let script = "cd /app && cat hello.txt tree/a.rs tree/sub/b.rs conf/g1.conf conf/g2.conf \
-        /opt/pkg/file uid heredoc fromcache inline.txt /home/worker/data/who; \
-        stat -c '%u:%g %a' private; ls /etc/gone 2>&1; ls /bin/true 2>&1; id -u; pwd";
-    let got = ok(env.run(&["run", "localhost/demo:1", "--", script]));
+    let got = ok(env.run(&["run", "localhost/demo:1", "--", EVERY_INSTRUCTION_SCRIPT]));
     let expect = [
         "hello from the context",
         "a",
@@ -199,6 +236,7 @@ CMD ["cat /app/run.txt"]
         "inline file",
         "1234",
         "1000:1000 600",
+        "1234:1234 755",
     ];
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(&lines[..expect.len()], &expect, "{got}");
@@ -209,11 +247,15 @@ CMD ["cat /app/run.txt"]
     );
     assert_eq!(lines[expect.len() + 2], "1234", "USER: {got}");
     assert_eq!(lines[expect.len() + 3], "/app", "WORKDIR: {got}");
+    got
 }
 
 #[test]
 fn rebuilds_come_from_the_cache_and_an_edit_reruns_only_what_follows() {
-    let env = Env::new();
+    rebuilds(&Env::new());
+}
+
+fn rebuilds(env: &Env) {
     env.write("ctx/input.txt", "v1\n");
     let cf = |last: &str| {
         format!(
@@ -258,7 +300,10 @@ fn rebuilds_come_from_the_cache_and_an_edit_reruns_only_what_follows() {
 
 #[test]
 fn multi_stage_builds_skip_unneeded_stages() {
-    let env = Env::new();
+    multi_stage(&Env::new());
+}
+
+fn multi_stage(env: &Env) {
     env.containerfile(
         "FROM BASE AS unused\nRUN exit 42\n\
          FROM BASE AS build\nRUN echo built > /artifact && mkdir -p /out/d && echo deep > /out/d/f\n\
@@ -367,12 +412,17 @@ fn bad_input_names_the_line_and_tags_nothing() {
 
 #[test]
 fn a_failed_rebuild_keeps_the_previous_image() {
-    let env = Env::new();
+    failed_rebuild(&Env::new());
+}
+
+fn failed_rebuild(env: &Env) {
     env.containerfile("FROM BASE\nRUN echo v1 > /v\n");
     let out = env.build("localhost/keep:1", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let snaps = env.snapshots();
     env.containerfile("FROM BASE\nRUN echo v2 > /v && false\n");
     assert!(!env.build("localhost/keep:1", &[]).status.success());
+    assert_eq!(env.snapshots(), snaps, "the failed step left no snapshot");
     assert_eq!(
         ok(env.run(&["run", "localhost/keep:1", "--", "cat", "/v"])).trim(),
         "v1"
@@ -386,6 +436,10 @@ fn gc_reclaims_build_cache_no_image_uses() {
     assert!(env.build("localhost/gc:1", &[]).status.success());
     let snaps = |p: &Path| std::fs::read_dir(p.join("store/build/snap")).map_or(0, |d| d.count());
     assert_eq!(snaps(env.dir.path()), 1);
+    assert!(
+        env.snapshots()[0].join("upper").is_dir(),
+        "auto picks overlay here"
+    );
     ok(env.run(&["rmi", "localhost/gc:1"]));
     ok(env.run(&["gc"]));
     assert_eq!(
@@ -481,4 +535,159 @@ fn add_fetches_a_url_and_verifies_its_checksum() {
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The entry names of every layer the builds wrote (tar+zstd blobs named in the cache).
+fn built_layer_entries(env: &Env) -> Vec<String> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(env.store().join("build/cache"))
+        .unwrap()
+        .flatten()
+    {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+        let Some(digest) = v["layer"]["digests"]["digest"].as_str() else {
+            continue;
+        };
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let blob = std::fs::File::open(env.store().join("blobs/sha256").join(hex)).unwrap();
+        let mut tar = tar::Archive::new(zstd::Decoder::new(blob).unwrap());
+        for entry in tar.entries().unwrap() {
+            let entry = entry.unwrap();
+            names.push(entry.path().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    names
+}
+
+/// The image's layers alone (unpacked, not the build's snapshots) give the same root.
+fn same_from_layers(env: &Env, image: &str, script: &str, want: &str) {
+    let trees = || std::fs::read_dir(env.store().join("rootfs")).map_or(0, |d| d.count());
+    let before = trees();
+    let layouts = env.store().join("build/images");
+    for e in std::fs::read_dir(&layouts).unwrap().flatten() {
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    let got = ok(env.run(&["run", image, "--", script]));
+    assert_eq!(got, want, "run from the unpacked layers");
+    assert_eq!(trees(), before + 1, "the image was unpacked");
+}
+
+#[test]
+fn copy_snapshots_build_every_instruction() {
+    let env = Env::copy();
+    let got = every_instruction(&env);
+    // Full trees, no overlay upper directories.
+    let snaps = env.snapshots();
+    assert!(!snaps.is_empty());
+    for s in &snaps {
+        assert!(s.join("tree/bin/sh").exists(), "{s:?}");
+        assert!(!s.join("upper").exists(), "{s:?}");
+    }
+    // `RUN rm /bin/true` left a whiteout in its layer.
+    let entries = built_layer_entries(&env);
+    assert!(
+        entries.iter().any(|n| n == "bin/.wh.true"),
+        "no whiteout: {entries:?}"
+    );
+    // Only what a step changed is in its layer: the base's /bin/sh is in none.
+    assert!(!entries.iter().any(|n| n == "bin/sh"), "{entries:?}");
+    same_from_layers(&env, "localhost/demo:1", EVERY_INSTRUCTION_SCRIPT, &got);
+}
+
+#[test]
+fn copy_snapshots_cache_rebuilds_multi_stage_and_keep_a_failed_rebuilds_image() {
+    let env = Env::copy();
+    rebuilds(&env);
+    multi_stage(&env);
+    failed_rebuild(&env);
+}
+
+#[test]
+fn copy_snapshots_are_reclaimed_by_gc() {
+    let env = Env::copy();
+    env.containerfile(
+        "FROM BASE\nWORKDIR /etc\nRUN echo one > /one\nRUN echo two > /two && rm /one\nRUN echo three > /three\n",
+    );
+    let first = env.build("localhost/gc:1", &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(steps_run(&first), (4, 0));
+    // A WORKDIR that exists changes nothing: no copy was made for it.
+    assert_eq!(env.snapshots().len(), 3);
+    let script = "cat /two /three; ls /one 2>&1; true";
+    let want = ok(env.run(&["run", "localhost/gc:1", "--", "sh", "-c", script]));
+    assert!(
+        want.starts_with("two\nthree\n") && want.contains("No such file"),
+        "{want}"
+    );
+
+    // The image runs from its last tree only: gc keeps that one.
+    ok(env.run(&["gc"]));
+    let left = env.snapshots();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].join("tree/three").is_file());
+    assert_eq!(
+        ok(env.run(&["run", "localhost/gc:1", "--", "sh", "-c", script])),
+        want
+    );
+    // Nothing changed: every step is still cached.
+    let again = env.build("localhost/gc:1", &[]);
+    assert_eq!(steps_run(&again), (0, 4), "{}", stderr(&again));
+    // An edit of the last step needs the tree gc removed: it is rebuilt from the layers.
+    env.containerfile(
+        "FROM BASE\nWORKDIR /etc\nRUN echo one > /one\nRUN echo two > /two && rm /one\nRUN echo 3 > /three\n",
+    );
+    let edited = env.build("localhost/gc:2", &[]);
+    assert!(edited.status.success(), "{}", stderr(&edited));
+    assert_eq!(steps_run(&edited), (1, 3), "{}", stderr(&edited));
+    assert_eq!(
+        ok(env.run(&["run", "localhost/gc:2", "--", "sh", "-c", script])),
+        want.replace("three", "3")
+    );
+
+    // Without images, gc removes every tree (they belong to subordinate ids).
+    ok(env.run(&["rmi", "localhost/gc:1"]));
+    ok(env.run(&["rmi", "localhost/gc:2"]));
+    ok(env.run(&["gc"]));
+    assert_eq!(env.snapshots(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn overlay_and_copy_snapshots_never_share_the_cache() {
+    let env = Env::new();
+    env.write("ctx/input.txt", "in\n");
+    env.containerfile("FROM BASE\nCOPY input.txt /input.txt\nRUN cat /input.txt > /copy\n");
+    let build = |mode: &str| {
+        let ctx = env.ctx();
+        let mut cmd = env.cmd(&["build", "-t", "localhost/mix:1", ctx.to_str().unwrap()]);
+        cmd.env("AGS_BUILD_SNAPSHOTS", mode);
+        output_within(cmd, Duration::from_secs(300))
+    };
+    let overlay = build("overlay");
+    assert_eq!(steps_run(&overlay), (2, 0), "{}", stderr(&overlay));
+    // The same steps as copy snapshots run again, on trees of their own.
+    let copy = build("copy");
+    assert_eq!(steps_run(&copy), (2, 0), "{}", stderr(&copy));
+    assert_eq!(
+        ok(env.run(&["run", "localhost/mix:1", "--", "cat", "/copy"])),
+        "in\n"
+    );
+    let snaps = env.snapshots();
+    assert_eq!(snaps.iter().filter(|s| s.join("upper").is_dir()).count(), 2);
+    assert_eq!(snaps.iter().filter(|s| s.join("tree").is_dir()).count(), 2);
+    // Each kind finds its own entries.
+    assert_eq!(steps_run(&build("overlay")), (0, 2));
+    assert_eq!(steps_run(&build("copy")), (0, 2));
+    assert_eq!(
+        ok(env.run(&["run", "localhost/mix:1", "--", "cat", "/copy"])),
+        "in\n"
+    );
+    // A bad value names the variable.
+    let bad = build("vfs");
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("AGS_BUILD_SNAPSHOTS"),
+        "{}",
+        stderr(&bad)
+    );
 }
