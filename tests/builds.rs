@@ -691,3 +691,22 @@ fn overlay_and_copy_snapshots_never_share_the_cache() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn copy_snapshots_with_a_relative_store() {
+    let env = Env::copy();
+    env.containerfile("FROM BASE\nRUN echo hi > /hi\n");
+    let config = env.dir.path().join("config.toml");
+    let relative = |args: &[&str]| {
+        let mut all = vec!["--store", "store", "--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut cmd = ags(&all);
+        cmd.current_dir(env.dir.path());
+        output_within(cmd, Duration::from_secs(300))
+    };
+    ok(relative(&["build", "-t", "localhost/rel:1", "ctx"]));
+    // The snapshot paths recorded for the image do not depend on the current directory.
+    let mut cmd = env.cmd(&["run", "localhost/rel:1", "--", "cat", "/hi"]);
+    cmd.current_dir("/");
+    assert_eq!(ok(output_within(cmd, Duration::from_secs(60))), "hi\n");
+}

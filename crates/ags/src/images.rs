@@ -45,13 +45,16 @@ pub fn config_path(global: &GlobalArgs) -> PathBuf {
         .unwrap_or_else(|| config_dir().join("config.toml"))
 }
 
-/// The store directory: `--store`, else `$XDG_DATA_HOME/ags`.
+/// The store directory: `--store`, else `$XDG_DATA_HOME/ags`; absolute, because paths
+/// inside it are recorded (build snapshots, image layouts) and handed to the runtime as
+/// a sandbox's root, which must not depend on the current directory.
 pub fn store_path(global: &GlobalArgs) -> PathBuf {
-    global.store.clone().unwrap_or_else(|| {
+    let p = global.store.clone().unwrap_or_else(|| {
         env_path("XDG_DATA_HOME")
             .unwrap_or_else(|| home().join(".local/share"))
             .join("ags")
-    })
+    });
+    std::path::absolute(&p).unwrap_or(p)
 }
 
 /// The user's config file, when there is one.

@@ -273,9 +273,11 @@ impl StageState {
     }
 }
 
-/// Where build state lives: `<store>/build`.
+/// Where build state lives: `<store>/build`, as an absolute path: snapshot paths are
+/// recorded in image layouts and become the root of `RUN` sandboxes.
 pub fn build_root(store: &Store) -> PathBuf {
-    store.root().join("build")
+    let p = store.root().join("build");
+    std::path::absolute(&p).unwrap_or(p)
 }
 
 /// Builds the Containerfile in `opts` and tags the result.
