@@ -7,7 +7,7 @@
 //! directories"). [`write_layer`] writes it as a tar+zstd layer in the image-spec format
 //! (`layer.md`): whiteouts become empty `.wh.NAME` files and opaque directories get a
 //! `.wh..wh..opq` entry. In copy mode the changes come from comparing two trees
-//! ([`super::snapshot::treediff`]) and are written through the same [`LayerWriter`].
+//! (`snapshot/treediff.rs`) and are written through the same [`LayerWriter`].
 //!
 //! Runs as root of the build's user namespace (the files belong to subordinate ids). The
 //! tree was written by untrusted build commands, so it is walked without ever following a

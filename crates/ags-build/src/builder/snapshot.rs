@@ -5,11 +5,12 @@
 //!   user namespace, Linux 5.11+). The image runs from the stack of upper directories.
 //! - **copy**: where the kernel cannot mount overlayfs in a user namespace (or when asked
 //!   to), the step's snapshot is a full tree, `<snap>/tree`: a copy of the parent step's
-//!   tree ([`clone`]: reflinked where the filesystem can, copied otherwise) that the step
-//!   writes in place. Its layer is the difference from the parent tree ([`treediff`]),
+//!   tree (`clone.rs`: reflinked where the filesystem can, copied otherwise) that the step
+//!   writes in place. Its layer is the difference from the parent tree (`treediff.rs`),
 //!   and the image runs from the last step's tree alone.
 //!
-//! [`SnapshotMode::Auto`] probes overlayfs once per build ([`overlay_works`]). The kind is
+//! [`SnapshotMode::Auto`] probes overlayfs (`overlay_works`) once per boot and store
+//! filesystem (the builder remembers the answer). The kind is
 //! part of every cache key (copy builds chain from a `copy:` base key) and is recorded in
 //! each cache entry and in a built image's layout, so a copy tree is never stacked as an
 //! overlay layer and an overlay upper directory is never taken for a full tree.
