@@ -288,3 +288,61 @@ fn now() -> rustix::fs::Timespec {
         tv_nsec: rustix::fs::UTIME_NOW,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy snapshot's layer, read back: (name, entry type, link target).
+    fn layer_of(step: impl Fn(&Path)) -> Vec<(String, tar::EntryType, Option<String>)> {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("parent");
+        fs::create_dir_all(parent.join("d")).unwrap();
+        fs::write(parent.join("d/f"), b"data").unwrap();
+        fs::write(parent.join("gone"), b"x").unwrap();
+        let snap = tmp.path().join("snap");
+        fs::create_dir(&snap).unwrap();
+        prepare_copy(&parent, &snap).unwrap();
+        step(&snap.join(TREE));
+        let out = File::create(tmp.path().join("layer")).unwrap();
+        let Some(d) = copy_layer(&parent, &snap, &out, false).unwrap() else {
+            return Vec::new();
+        };
+        assert!(d.digest.starts_with("sha256:") && d.size > 0);
+        let blob = File::open(tmp.path().join("layer")).unwrap();
+        let mut tar = tar::Archive::new(zstd::Decoder::new(blob).unwrap());
+        tar.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.path().unwrap().to_string_lossy().into_owned();
+                let link = e
+                    .link_name()
+                    .unwrap()
+                    .map(|l| l.to_string_lossy().into_owned());
+                (name, e.header().entry_type(), link)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn copy_layers_hold_changes_whiteouts_and_hardlinks() {
+        use tar::EntryType;
+        assert!(layer_of(|_| {}).is_empty(), "no change, no layer");
+        let got = layer_of(|t| {
+            fs::remove_file(t.join("gone")).unwrap();
+            fs::hard_link(t.join("d/f"), t.join("d/g")).unwrap();
+        });
+        let names: Vec<&str> = got.iter().map(|(n, ..)| n.as_str()).collect();
+        assert_eq!(names, ["d/", "d/f", "d/g", ".wh.gone"], "{got:?}");
+        assert_eq!(got[1].1, EntryType::Regular);
+        assert_eq!(got[2].1, EntryType::Link);
+        assert_eq!(got[2].2.as_deref(), Some("d/f"), "the names stay linked");
+        // The baseline's files are gone once the layer is written and committed.
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(INDEX), b"").unwrap();
+        fs::write(tmp.path().join(STAMP), b"").unwrap();
+        discard_baseline(tmp.path());
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+}

@@ -453,7 +453,7 @@ fn copy_range_rw(s: &OwnedFd, d: &OwnedFd, mut off: u64, mut len: u64) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
     #[test]
     fn copies_a_tree_with_its_metadata() {
@@ -474,8 +474,21 @@ mod tests {
         std::fs::set_permissions(src.join("suid"), std::fs::Permissions::from_mode(0o4755))
             .unwrap();
         std::fs::set_permissions(src.join("d/e"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        // user.* xattrs, where the filesystem under the temporary directory has them.
+        let xattrs = rfs::setxattr(src.join("d/f"), "user.ags", b"v", XattrFlags::empty())
+            .and_then(|()| rfs::setxattr(src.join("d"), "user.ags", b"dir", XattrFlags::empty()))
+            .is_ok();
         let dst = tmp.path().join("dst");
         let (dirs, stats) = copy_tree(&src, &dst).unwrap();
+        if xattrs {
+            let get = |p: &str| {
+                let mut buf = [0u8; 8];
+                let n = rfs::getxattr(dst.join(p), "user.ags", &mut buf).unwrap();
+                buf[..n].to_vec()
+            };
+            assert_eq!(get("d/f"), b"v");
+            assert_eq!(get("d"), b"dir");
+        }
         assert_eq!(stats.reflinked + stats.copied, 3, "{stats:?}");
         assert_eq!(std::fs::read(dst.join("d/f")).unwrap(), b"data");
         let m = |p: &str| std::fs::symlink_metadata(dst.join(p)).unwrap();
@@ -490,7 +503,7 @@ mod tests {
             std::fs::read_link(dst.join("d/link")).unwrap(),
             Path::new("/etc/passwd")
         );
-        assert!(m("fifo").file_type().is_fifo_like());
+        assert!(m("fifo").file_type().is_fifo());
         assert_eq!(m("fifo").mode() & 0o7777, 0o640);
         assert_eq!(m("suid").mode() & 0o7777, 0o4755);
         assert_eq!(m("d/e").mode() & 0o7777, 0o555);
@@ -505,14 +518,5 @@ mod tests {
         assert_eq!(dirs.get(&m("").ino()), Some(&PathBuf::new()));
         // The destination must be new.
         assert!(copy_tree(&src, &dst).is_err());
-    }
-
-    trait FifoLike {
-        fn is_fifo_like(&self) -> bool;
-    }
-    impl FifoLike for std::fs::FileType {
-        fn is_fifo_like(&self) -> bool {
-            std::os::unix::fs::FileTypeExt::is_fifo(self)
-        }
     }
 }

@@ -303,7 +303,7 @@ impl Builder<'_> {
             dir,
             tree.clone(),
             layers,
-            "a build snapshot",
+            &tree.display().to_string(),
             &self.opts.budgets,
             &self.env.maps,
             self.privileged(),
