@@ -212,7 +212,9 @@ EOF
 # the same STEP lines and "--> Using cache <id>". Lines may carry a prefix ("ags: ") and
 # colours. Everything that reads the logs goes through step_table, which prints one TSV
 # line per step: index, total, cached (1/0), FROM (1/0), RUN (1/0), edited (1/0: holds the
-# bench-edit- marker), the instruction (its first 200 characters).
+# bench-edit- marker or, in the log of an edit build, is the last RUN: ags shortens long
+# instructions in its STEP lines, so the marker at the end of the line is not always shown),
+# the instruction (its first 200 characters).
 step_table() {
     python3 - "$1" <<'EOF'
 import re, sys
@@ -227,11 +229,15 @@ for line in open(sys.argv[1], errors="replace"):
         steps.append([int(m.group(1)), int(m.group(2)), 0, m.group(3)])
     elif steps and cached_re.search(line):
         steps[-1][2] = 1
+def word(text):
+    return text.split(None, 1)[0].upper() if text.strip() else ""
+runs = [i for i, _, _, text in steps if word(text) == "RUN"]
+last_run = runs[-1] if runs and ".edit-" in sys.argv[1] else None
 for i, n, cached, text in steps:
-    word = text.split(None, 1)[0].upper() if text.strip() else ""
-    edited = int("bench-edit-" in text)
+    edited = int("bench-edit-" in text or i == last_run)
     text = " ".join(text.split())[:200]
-    print(f"{i}\t{n}\t{cached}\t{int(word == 'FROM')}\t{int(word == 'RUN')}\t{edited}\t{text}")
+    w = word(text)
+    print(f"{i}\t{n}\t{cached}\t{int(w == 'FROM')}\t{int(w == 'RUN')}\t{edited}\t{text}")
 EOF
 }
 # --- end ADAPT ---------------------------------------------------------------------------
