@@ -847,9 +847,12 @@ fn overlay_root(policy: &SandboxPolicy, run_dir: &Path) -> Option<PathBuf> {
     let lowers: Vec<PathBuf> = std::iter::once(policy.rootfs.clone())
         .chain(policy.layers.iter().cloned())
         .collect();
-    crate::overlay::mount(&lowers, Some((&upper, &work)), &merged)
-        .ok()
-        .map(|()| merged)
+    let mounted = if policy.writable.is_some() {
+        crate::overlay::mount(&lowers, Some((&upper, &work)), &merged)
+    } else {
+        crate::overlay::mount_scratch(&lowers, (&upper, &work), &merged)
+    };
+    mounted.ok().map(|()| merged)
 }
 
 fn threads() -> usize {
