@@ -370,37 +370,39 @@ pub fn v1_view(
     })?;
     let cpus = fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
     let rel = cgroups_path.trim_start_matches('/');
-    for (i, (_, mount_point)) in hierarchies.iter().enumerate() {
+    for (i, (ctrls, mount_point)) in hierarchies.iter().enumerate() {
         mkdir(mount_point)?;
         if kept.iter().any(|(k, _)| *k == i) {
             mnt(&stash.join(i.to_string()), mount_point, MsFlags::MS_MOVE)?;
             continue;
         }
-        // libcontainer's cpuset controller copies cpuset.cpus/mems down from the hierarchy
-        // root, so every level needs them, and the leaf needs cgroup.procs.
+        // Only what libcontainer reads or writes: the leaf's cgroup.procs (it opens it
+        // without O_CREAT), and in the cpuset hierarchy cpuset.cpus/mems at every level,
+        // which it copies down from the hierarchy root. Each file costs a create here, an
+        // unlink at teardown and an eviction when the tmpfs goes away.
+        let cpuset = ctrls.split(',').any(|c| c == "cpuset") || mount_point.ends_with("cpuset");
         let mut dir = mount_point.clone();
         let mut levels = vec![dir.clone()];
         for part in Path::new(rel).components() {
             dir.push(part);
             levels.push(dir.clone());
         }
-        for d in levels {
-            mkdir(&d)?;
-            for (file, content) in [
-                ("cgroup.procs", String::new()),
-                ("cpuset.cpus", cpus.trim().to_owned()),
-                ("cpuset.mems", "0".to_owned()),
-                ("notify_on_release", "0".to_owned()),
-            ] {
-                write(&d.join(file), &content)?;
+        mkdir(&dir)?;
+        if cpuset {
+            for d in &levels {
+                write(&d.join("cpuset.cpus"), cpus.trim())?;
+                write(&d.join("cpuset.mems"), "0")?;
             }
         }
+        write(&dir.join("cgroup.procs"), "")?;
     }
     Ok(())
 }
 
 /// Remove the files of the placeholder cgroups of `cgroups_path` (see [`v1_view`]) so that
-/// libcontainer's rmdir(2) of them at delete time succeeds at once.
+/// libcontainer's rmdir(2) of them at delete time succeeds at once instead of retrying.
+/// Only needed before libcontainer's delete: a run that ends normally leaves the
+/// placeholders to vanish with ags's mount namespace.
 pub fn empty_placeholders(hierarchies: &[(String, PathBuf)], cgroups_path: &str) {
     for (_, mount_point) in hierarchies {
         let dir = mount_point.join(cgroups_path.trim_start_matches('/'));

@@ -234,6 +234,7 @@ pub fn run(
         cgroups: Vec::new(),
         pasta_pid: None,
         overlay: None,
+        placeholders: None,
         container: None,
         holder: None,
     };
@@ -330,6 +331,7 @@ pub fn run(
         let keep = |ctrls: &str| *delegated && cgroups::enforces(ctrls, &limits);
         let stash = run.path.join("cgroup-stash");
         cgroups::v1_view(hierarchies, &keep, &cgroups_path, &stash)?;
+        teardown.placeholders = Some((hierarchies.clone(), cgroups_path.clone()));
     }
     tracing::debug!("phase: namespaces joined");
     if let Err(e) = crate::seccomp::steer_pathrs_away_from_procfs_clones() {
@@ -422,11 +424,6 @@ pub fn run(
             what: "create the sandbox",
             source: Box::new(source),
         })?;
-    if let Some((hierarchies, _)) = &v1 {
-        // Empty the placeholder cgroups now that libcontainer has written to them, so its
-        // rmdir(2) at delete time succeeds at once instead of retrying.
-        cgroups::empty_placeholders(hierarchies, &cgroups_path);
-    }
     tracing::debug!("phase: container built");
     let init = container.pid().ok_or(RunError::Sys {
         what: "the sandbox has no init process",
@@ -592,6 +589,8 @@ struct Teardown {
     cgroups: Vec<PathBuf>,
     pasta_pid: Option<PathBuf>,
     overlay: Option<PathBuf>,
+    /// The v1 hierarchies and cgroups path of the placeholder cgroups, if any.
+    placeholders: Option<(Vec<(String, PathBuf)>, String)>,
     container: Option<Container>,
     holder: Option<Holder>,
 }
@@ -615,6 +614,9 @@ impl Teardown {
 
     fn finish(&mut self) {
         if let Some(mut c) = self.container.take() {
+            if let Some((hierarchies, cgroups_path)) = &self.placeholders {
+                cgroups::empty_placeholders(hierarchies, cgroups_path);
+            }
             let _ = c.delete(true);
         }
         if let Some(p) = self.pasta_pid.take() {
