@@ -1,12 +1,15 @@
 //! The holder: a small process that owns the sandbox's user (and network) namespace and
 //! tears the sandbox down if `ags` dies.
 //!
-//! Sequence: `ags` forks the holder; the holder unshares a user namespace (and a network
-//! namespace unless the network is the host's) and waits; `ags` writes the id maps; the
-//! holder brings `lo` up and reports ready; `pasta` can now attach to it, before any
-//! sandboxed code runs, so the network is up when the command starts; `ags` joins the user
-//! namespace with setns(2) and calls libcontainer, whose container joins the holder's
-//! network namespace by path.
+//! Sequence: `ags` forks the holder; the holder unshares a user namespace and reports it;
+//! `ags` starts the setuid helpers that write the id maps and, while they run, does other
+//! work; meanwhile the holder unshares a network namespace (unless the network is the
+//! host's), brings `lo` up (its capabilities over its own namespace do not depend on the
+//! maps) and reports ready. Once the maps are written and the holder is ready, `pasta` can
+//! attach to it, before any sandboxed code runs, so the network is up when the command
+//! starts; `ags` joins the user namespace with setns(2) and calls libcontainer, whose
+//! container joins the holder's network namespace by path. `ags` uses that path only
+//! after the ready report: before it, `/proc/<holder>/ns/net` is still the host's.
 //!
 //! The holder then blocks reading a pipe whose only writer is `ags`. When `ags` exits for
 //! any reason, SIGKILL included, the read returns end-of-file and the holder kills the
@@ -25,7 +28,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
-use crate::idmap::{IdMapError, IdMaps};
+use crate::idmap::{IdMapError, IdMaps, PendingMaps};
 
 /// Errors starting or using the holder.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,29 @@ pub struct Holder {
     ctl: Option<std::fs::File>,
 }
 
+/// A holder whose user namespace exists but whose id maps may still be being written and
+/// whose network namespace may not be ready yet (see [`Holder::start`]).
+#[derive(Debug)]
+pub struct Starting {
+    holder: Holder,
+    from: std::fs::File,
+    maps: PendingMaps,
+}
+
+impl Starting {
+    /// The holder's pid.
+    pub fn pid(&self) -> i32 {
+        self.holder.pid()
+    }
+
+    /// Wait until the maps are written and the holder's namespaces are ready.
+    pub fn finish(mut self) -> Result<Holder, HolderError> {
+        self.maps.wait().map_err(HolderError::IdMap)?;
+        self.holder.expect(&mut self.from, b'r')?;
+        Ok(self.holder)
+    }
+}
+
 impl Holder {
     /// Fork the holder, create its namespaces and map ids. Must be called while the process
     /// is single-threaded.
@@ -77,6 +103,19 @@ impl Holder {
         own_netns: bool,
         cleanup: Cleanup,
     ) -> Result<Self, HolderError> {
+        Self::start(maps, privileged, own_netns, cleanup)?.finish()
+    }
+
+    /// Fork the holder and start mapping ids as soon as its user namespace exists; return
+    /// without waiting for the setuid helpers or the network namespace, so the caller can
+    /// do other work meanwhile and then call [`Starting::finish`]. Must be called while the
+    /// process is single-threaded.
+    pub fn start(
+        maps: &IdMaps,
+        privileged: bool,
+        own_netns: bool,
+        cleanup: Cleanup,
+    ) -> Result<Starting, HolderError> {
         let sys = |what| move |source| HolderError::Sys { what, source };
         // O_CLOEXEC matters: a program ags starts later (pasta daemonizes and stays) must not
         // inherit the control pipe, or the holder would never see end-of-file when ags dies.
@@ -104,28 +143,31 @@ impl Holder {
                 };
                 let mut from = std::fs::File::from(from_child_r);
                 holder.expect(&mut from, b'u')?;
-                maps.apply(child.as_raw(), privileged)
+                let maps = maps
+                    .start(child.as_raw(), privileged)
                     .map_err(HolderError::IdMap)?;
-                holder.send(b"m")?;
-                holder.expect(&mut from, b'r')?;
-                Ok(holder)
+                Ok(Starting { holder, from, maps })
             }
         }
     }
 
+    /// Read one report from the holder: `want`, or `e` and a message up to end-of-file.
+    /// One byte at a time: the next report may already be in the pipe.
     fn expect(&mut self, from: &mut std::fs::File, want: u8) -> Result<(), HolderError> {
-        let mut buf = [0u8; 256];
-        let n = from.read(&mut buf).map_err(HolderError::Pipe)?;
+        let mut tag = [0u8; 1];
+        let n = from.read(&mut tag).map_err(HolderError::Pipe)?;
         match n {
             0 => {
                 let _ = waitpid(self.pid, None);
                 Err(HolderError::Child("it exited early".into()))
             }
-            _ if buf[0] == want => Ok(()),
+            _ if tag[0] == want => Ok(()),
             _ => {
+                let mut msg = Vec::new();
+                let _ = from.take(4096).read_to_end(&mut msg);
                 let _ = waitpid(self.pid, None);
                 Err(HolderError::Child(
-                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
+                    String::from_utf8_lossy(&msg).into_owned(),
                 ))
             }
         }
@@ -243,32 +285,34 @@ pub(crate) fn keep_only(keep: &[RawFd]) {
 }
 
 fn holder_main(ctl: OwnedFd, report: OwnedFd, own_netns: bool, cleanup: &Cleanup) -> i32 {
-    keep_only(&[ctl.as_raw_fd(), report.as_raw_fd()]);
+    let keep = [ctl.as_raw_fd(), report.as_raw_fd()];
     let mut report = std::fs::File::from(report);
     let mut ctl = std::fs::File::from(ctl);
-    // Leave the terminal's process group alone: Ctrl-C in the terminal must reach ags,
-    // which decides what to forward, not kill the holder behind its back.
-    let _ = nix::unistd::setsid();
     let fail = |report: &mut std::fs::File, msg: String| {
         let _ = report.write_all(format!("e{msg}").as_bytes());
         1
     };
-    let mut flags = CloneFlags::CLONE_NEWUSER;
-    if own_netns {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    if let Err(e) = unshare(flags) {
+    // The user namespace first: ags waits for it to start the id map helpers.
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER) {
         return fail(&mut report, format!("unshare(CLONE_NEWUSER) failed: {e}"));
     }
     if report.write_all(b"u").is_err() {
         return 1;
     }
-    let mut b = [0u8; 1];
-    if !matches!(ctl.read(&mut b), Ok(1)) || b[0] != b'm' {
-        return 1;
-    }
-    if own_netns && let Err(e) = loopback_up() {
-        return fail(&mut report, format!("cannot bring up lo: {e}"));
+    keep_only(&keep);
+    // Leave the terminal's process group alone: Ctrl-C in the terminal must reach ags,
+    // which decides what to forward, not kill the holder behind its back.
+    let _ = nix::unistd::setsid();
+    // The network namespace is created while the helpers run: the holder has every
+    // capability over the user namespace it just made, maps or not (user_namespaces(7),
+    // "Capabilities"), and the new network namespace belongs to that user namespace.
+    if own_netns {
+        if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+            return fail(&mut report, format!("unshare(CLONE_NEWNET) failed: {e}"));
+        }
+        if let Err(e) = loopback_up() {
+            return fail(&mut report, format!("cannot bring up lo: {e}"));
+        }
     }
     if report.write_all(b"r").is_err() {
         return 1;

@@ -226,18 +226,9 @@ pub fn run(
     }
     tracing::debug!("phase: start");
     let state = StateDir::open(opts.state_base.clone())?;
-    state.cleanup_stale();
-    let run = state.new_run()?;
-    let mut teardown = Teardown {
-        run_dir: run.path.clone(),
-        youki_dir: state.youki_root().join(&run.id),
-        cgroups: Vec::new(),
-        pasta_pid: None,
-        overlay: None,
-        placeholders: None,
-        container: None,
-        holder: None,
-    };
+    let id = StateDir::new_id();
+    let run_path = state.run_path(&id);
+    let youki_dir = state.youki_root().join(&id);
 
     let privileged = invoker.uid == 0;
     let maps = id_maps(invoker, opts, policy.host_user_at, warn)?;
@@ -251,7 +242,38 @@ pub fn run(
             .pids
             .map(|p| p + cgroups::count_user_processes(invoker.uid));
     }
-    teardown.cgroups = delegation.dirs(&run.id);
+    let cgroup_dirs = delegation.dirs(&id);
+
+    // The holder comes first: newuidmap/newgidmap take a couple of milliseconds to write
+    // its id maps, and the run directory and its files are prepared meanwhile. If ags dies
+    // before the run directory exists, the holder's cleanup finds nothing to remove.
+    let own_netns = spec::has_own_netns(policy.network);
+    let pasta_pid = run_path.join("pasta.pid");
+    let starting = Holder::start(
+        &maps,
+        privileged,
+        own_netns,
+        Cleanup {
+            dirs: vec![youki_dir.clone(), run_path.clone()],
+            cgroups: cgroup_dirs.clone(),
+            pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
+        },
+    )
+    .map_err(RunError::Holder)?;
+    tracing::debug!("phase: holder started");
+
+    state.cleanup_stale();
+    let run = state.new_run_with_id(id)?;
+    let mut teardown = Teardown {
+        run_dir: run.path.clone(),
+        youki_dir,
+        cgroups: cgroup_dirs,
+        pasta_pid: None,
+        overlay: None,
+        placeholders: None,
+        container: None,
+        holder: None,
+    };
     run.record_cgroups(&teardown.cgroups)?;
 
     // Files laid into the sandbox.
@@ -266,19 +288,9 @@ pub fn run(
         ));
     }
 
-    let own_netns = spec::has_own_netns(policy.network);
-    let pasta_pid = run.path.join("pasta.pid");
-    let holder = Holder::spawn(
-        &maps,
-        privileged,
-        own_netns,
-        Cleanup {
-            dirs: vec![teardown.youki_dir.clone(), teardown.run_dir.clone()],
-            cgroups: teardown.cgroups.clone(),
-            pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
-        },
-    )
-    .map_err(RunError::Holder)?;
+    // The holder's network namespace is used (by path) only once it has reported ready:
+    // until then /proc/<holder>/ns/net is still the host's.
+    let holder = starting.finish().map_err(RunError::Holder)?;
     tracing::debug!("phase: holder ready");
     let netns = own_netns.then(|| holder.netns_path());
     let holder_pid = holder.pid();

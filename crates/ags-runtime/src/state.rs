@@ -107,18 +107,33 @@ impl StateDir {
         self.base.join("youki")
     }
 
+    /// Where [`Self::new_run_with_id`] puts the run `id`.
+    pub fn run_path(&self, id: &str) -> PathBuf {
+        self.base.join("runs").join(id)
+    }
+
     /// Create and lock a new run directory. It is built under a dot-name and renamed into
     /// place with its lock already held, so a concurrent [`Self::cleanup_stale`] never sees
     /// it without a lock.
     pub fn new_run(&self) -> Result<RunDir, StateError> {
+        self.new_run_with_id(Self::new_id())
+    }
+
+    /// A fresh run id: `ags-<pid>-<12 random hex digits>`.
+    pub fn new_id() -> String {
         let mut rnd = [0u8; 6];
         let _ = File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd));
-        let id = format!(
+        format!(
             "ags-{}-{}",
             std::process::id(),
             rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        )
+    }
+
+    /// [`Self::new_run`] with an id from [`Self::new_id`], for a caller that needs the
+    /// run's paths before the directory exists.
+    pub fn new_run_with_id(&self, id: String) -> Result<RunDir, StateError> {
         let runs = self.base.join("runs");
         let tmp = runs.join(format!(".new-{id}"));
         fs::DirBuilder::new()
