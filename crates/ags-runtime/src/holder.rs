@@ -69,7 +69,14 @@ pub struct Cleanup {
 pub struct Holder {
     pid: Pid,
     ctl: Option<std::fs::File>,
+    side: Option<std::fs::File>,
 }
+
+/// Work the holder does for `ags` once its namespaces are ready, in parallel with `ags`'s
+/// own work (the holder is otherwise idle until the run ends): its result, or an error
+/// message, is read back with [`Holder::side_result`]. It runs in the forked holder, outside
+/// the sandbox's namespaces and with no capability over anything but them.
+pub type SideJob = Box<dyn FnOnce() -> Result<Vec<u8>, String>>;
 
 /// A holder whose user namespace exists but whose id maps may still be being written and
 /// whose network namespace may not be ready yet (see [`Holder::start`]).
@@ -103,7 +110,7 @@ impl Holder {
         own_netns: bool,
         cleanup: Cleanup,
     ) -> Result<Self, HolderError> {
-        Self::start(maps, privileged, own_netns, cleanup)?.finish()
+        Self::start(maps, privileged, own_netns, cleanup, None)?.finish()
     }
 
     /// Fork the holder and start mapping ids as soon as its user namespace exists; return
@@ -115,6 +122,7 @@ impl Holder {
         privileged: bool,
         own_netns: bool,
         cleanup: Cleanup,
+        side_job: Option<SideJob>,
     ) -> Result<Starting, HolderError> {
         let sys = |what| move |source| HolderError::Sys { what, source };
         // O_CLOEXEC matters: a program ags starts later (pasta daemonizes and stays) must not
@@ -123,13 +131,23 @@ impl Holder {
             pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("cannot create a pipe"))?;
         let (from_child_r, from_child_w) =
             pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("cannot create a pipe"))?;
+        let side_pipe = match side_job {
+            Some(_) => {
+                Some(pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("cannot create a pipe"))?)
+            }
+            None => None,
+        };
         // SAFETY: the caller guarantees a single-threaded process, so the child may run
         // arbitrary code after fork(2).
         match unsafe { fork() }.map_err(sys("cannot fork the namespace holder"))? {
             ForkResult::Child => {
                 drop(to_child_w);
                 drop(from_child_r);
-                let code = holder_main(to_child_r, from_child_w, own_netns, &cleanup);
+                let side = side_pipe.zip(side_job).map(|((r, w), job)| {
+                    drop(r);
+                    (w, job)
+                });
+                let code = holder_main(to_child_r, from_child_w, side, own_netns, &cleanup);
                 // SAFETY: _exit(2) skips atexit handlers and destructors that belong to the
                 // parent's state; it cannot fail.
                 unsafe { libc::_exit(code) }
@@ -140,6 +158,7 @@ impl Holder {
                 let mut holder = Holder {
                     pid: child,
                     ctl: Some(std::fs::File::from(to_child_w)),
+                    side: side_pipe.map(|(r, _w)| std::fs::File::from(r)),
                 };
                 let mut from = std::fs::File::from(from_child_r);
                 holder.expect(&mut from, b'u')?;
@@ -179,6 +198,25 @@ impl Holder {
             .ok_or(HolderError::Child("already finished".into()))?
             .write_all(msg)
             .map_err(HolderError::Pipe)
+    }
+
+    /// Wait for the result of the side job given to [`Holder::start`].
+    pub fn side_result(&mut self) -> Result<Vec<u8>, HolderError> {
+        let mut side = self
+            .side
+            .take()
+            .ok_or(HolderError::Child("no side job was given".into()))?;
+        let mut out = Vec::new();
+        side.read_to_end(&mut out).map_err(HolderError::Pipe)?;
+        match out.split_first() {
+            Some((b'o', result)) => Ok(result.to_vec()),
+            Some((b'e', msg)) => Err(HolderError::Child(
+                String::from_utf8_lossy(msg).into_owned(),
+            )),
+            _ => Err(HolderError::Child(
+                "it exited before finishing its side job".into(),
+            )),
+        }
     }
 
     /// The holder's pid (what pasta attaches to).
@@ -284,8 +322,17 @@ pub(crate) fn keep_only(keep: &[RawFd]) {
     }
 }
 
-fn holder_main(ctl: OwnedFd, report: OwnedFd, own_netns: bool, cleanup: &Cleanup) -> i32 {
-    let keep = [ctl.as_raw_fd(), report.as_raw_fd()];
+fn holder_main(
+    ctl: OwnedFd,
+    report: OwnedFd,
+    side: Option<(OwnedFd, SideJob)>,
+    own_netns: bool,
+    cleanup: &Cleanup,
+) -> i32 {
+    let keep: Vec<RawFd> = [ctl.as_raw_fd(), report.as_raw_fd()]
+        .into_iter()
+        .chain(side.as_ref().map(|(fd, _)| fd.as_raw_fd()))
+        .collect();
     let mut report = std::fs::File::from(report);
     let mut ctl = std::fs::File::from(ctl);
     let fail = |report: &mut std::fs::File, msg: String| {
@@ -318,6 +365,19 @@ fn holder_main(ctl: OwnedFd, report: OwnedFd, own_netns: bool, cleanup: &Cleanup
         return 1;
     }
     drop(report);
+    if let Some((fd, job)) = side {
+        let out = match job() {
+            Ok(mut bytes) => {
+                bytes.insert(0, b'o');
+                bytes
+            }
+            Err(msg) => format!("e{msg}").into_bytes(),
+        };
+        // ags reads this to end-of-file only when it needs it; if ags is gone, the write
+        // fails with EPIPE (SIGPIPE is ignored, as in every Rust program) and the watch
+        // below cleans up.
+        let _ = std::fs::File::from(fd).write_all(&out);
+    }
     watch(&mut ctl, cleanup)
 }
 

@@ -16,7 +16,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::cgroups::{self, Delegation, Layout};
-use crate::holder::{Cleanup, Holder, HolderError};
+use crate::holder::{Cleanup, Holder, HolderError, SideJob};
 use crate::idmap::{self, IdMaps};
 use crate::network::{self, NetworkError};
 use crate::policy::{NetworkMode, SandboxPolicy};
@@ -59,6 +59,9 @@ pub enum RunError {
     /// Terminal handling failed.
     #[error(transparent)]
     Tty(#[from] TtyError),
+    /// The sandbox's seccomp filter could not be compiled.
+    #[error("cannot compile the sandbox's seccomp filter: {0}")]
+    Seccomp(String),
     /// A system call failed.
     #[error("{what}")]
     Sys {
@@ -249,6 +252,17 @@ pub fn run(
     // before the run directory exists, the holder's cleanup finds nothing to remove.
     let own_netns = spec::has_own_netns(policy.network);
     let pasta_pid = run_path.join("pasta.pid");
+    // The holder also compiles the seccomp filter, in parallel with what ags does until it
+    // calls libcontainer (see seccomp::compile).
+    let profile = crate::seccomp::profile();
+    let compile: SideJob = {
+        let profile = profile.clone();
+        Box::new(move || {
+            crate::seccomp::compile(&profile)
+                .map(|f| f.as_bytes().to_vec())
+                .map_err(|e| crate::userns::error_chain(&e))
+        })
+    };
     let starting = Holder::start(
         &maps,
         privileged,
@@ -258,6 +272,7 @@ pub fn run(
             cgroups: cgroup_dirs.clone(),
             pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
         },
+        Some(compile),
     )
     .map_err(RunError::Holder)?;
     tracing::debug!("phase: holder started");
@@ -402,7 +417,17 @@ pub fn run(
     ctx.nproc_rlimit = ctx
         .nproc_rlimit
         .map(|n| n.min(hard_limit(nix::sys::resource::Resource::RLIMIT_NPROC)));
-    let spec = spec::build(&policy, &ctx);
+    let mut spec = spec::build(&policy, &ctx);
+    // The filter is loaded by SandboxExecutor, from the program the holder compiled from
+    // this same profile; libcontainer must not compile and load it a second time.
+    let in_spec = spec["linux"]
+        .as_object_mut()
+        .and_then(|l| l.remove("seccomp"));
+    if in_spec.as_ref() != Some(&profile) {
+        return Err(RunError::Seccomp(
+            "the spec's profile is not the one compiled (a bug in ags)".into(),
+        ));
+    }
     spec::validate(&spec).map_err(RunError::Spec)?;
     let config = spec::config_path(&run.path);
     std::fs::write(&config, serde_json::to_vec(&spec).map_err(RunError::Spec)?).map_err(|e| {
@@ -418,7 +443,18 @@ pub fn run(
     } else {
         None
     };
+    let filter = teardown
+        .holder
+        .as_mut()
+        .expect("holder")
+        .side_result()
+        .map_err(|e| RunError::Seccomp(crate::userns::error_chain(&e)))
+        .and_then(|bytes| {
+            crate::seccomp::CompiledFilter::from_bytes(bytes)
+                .map_err(|e| RunError::Seccomp(crate::userns::error_chain(&e)))
+        })?;
     let mut builder = ContainerBuilder::new(run.id.clone(), SyscallType::Linux)
+        .with_executor(crate::seccomp::SandboxExecutor::new(filter))
         .with_root_path(state.youki_root())
         .map_err(|source| RunError::Container {
             what: "use its state directory",
