@@ -283,6 +283,25 @@ impl Delegation {
         Ok(())
     }
 
+    /// The `cgroup.procs` of the delegated cgroup this process is in (any v1 hierarchy:
+    /// they all share the kernel's migration lock), or `None` without delegation.
+    pub fn own_procs_file(&self) -> Option<PathBuf> {
+        match self {
+            Delegation::V1 {
+                parent,
+                hierarchies,
+            } => hierarchies
+                .first()
+                .map(|(_, m)| m.join(parent.trim_start_matches('/')).join("cgroup.procs")),
+            Delegation::V2 { parent } => Some(
+                Path::new("/sys/fs/cgroup")
+                    .join(parent.trim_start_matches('/'))
+                    .join("cgroup.procs"),
+            ),
+            Delegation::None { .. } => None,
+        }
+    }
+
     /// The directories of the sandbox's cgroup, for cleanup after a crash.
     pub fn dirs(&self, id: &str) -> Vec<PathBuf> {
         let rel = self.cgroups_path(id);

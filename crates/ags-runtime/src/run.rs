@@ -16,7 +16,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::cgroups::{self, Delegation, Layout};
-use crate::holder::{Cleanup, Holder, HolderError, SideJob};
+use crate::holder::{Background, Cleanup, Holder, HolderError, SideJob};
 use crate::idmap::{self, IdMaps};
 use crate::network::{self, NetworkError};
 use crate::policy::{NetworkMode, SandboxPolicy};
@@ -272,7 +272,10 @@ pub fn run(
             cgroups: cgroup_dirs.clone(),
             pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
         },
-        Some(compile),
+        Background {
+            job: Some(compile),
+            warm_cgroup: delegation.own_procs_file(),
+        },
     )
     .map_err(RunError::Holder)?;
     tracing::debug!("phase: holder started");
