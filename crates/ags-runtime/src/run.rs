@@ -231,7 +231,6 @@ pub fn run(
     let state = StateDir::open(opts.state_base.clone())?;
     let id = StateDir::new_id();
     let run_path = state.run_path(&id);
-    let youki_dir = state.youki_root().join(&id);
 
     let privileged = invoker.uid == 0;
     let maps = id_maps(invoker, opts, policy.host_user_at, warn)?;
@@ -268,7 +267,7 @@ pub fn run(
         privileged,
         own_netns,
         Cleanup {
-            dirs: vec![youki_dir.clone(), run_path.clone()],
+            dirs: vec![run_path.clone()],
             cgroups: cgroup_dirs.clone(),
             pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
         },
@@ -284,7 +283,7 @@ pub fn run(
     let run = state.new_run_with_id(id)?;
     let mut teardown = Teardown {
         run_dir: run.path.clone(),
-        youki_dir,
+        scratch: None,
         cgroups: cgroup_dirs,
         pasta_pid: None,
         overlay: None,
@@ -347,6 +346,31 @@ pub fn run(
             source,
         })?;
     }
+    // The bundle (config.json) and libcontainer's state live on a small tmpfs of ags's own
+    // mount namespace: nobody else reads them, libcontainer rewrites its state.json three
+    // times per start, and on a disk-backed state directory (the fallback under /tmp, or
+    // $XDG_RUNTIME_DIR without a login manager) each file costs journal work at create
+    // and again at cleanup. The tmpfs goes away with ags's mount namespace; the holder only
+    // sees the empty mount point.
+    let scratch = run.path.join("bundle");
+    std::fs::create_dir(&scratch).map_err(|e| RunError::Write {
+        path: scratch.clone(),
+        source: e,
+    })?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        &scratch,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some("size=4m,nr_inodes=256,mode=700"),
+    )
+    .map_err(|source| RunError::Sys {
+        what: "cannot mount a tmpfs for the container's state",
+        source,
+    })?;
+    teardown.scratch = Some(scratch.clone());
     let cgroups_path = delegation.cgroups_path(&run.id);
     let v1 = match &delegation {
         Delegation::V1 { hierarchies, .. } => Some((hierarchies.clone(), true)),
@@ -432,7 +456,7 @@ pub fn run(
         ));
     }
     spec::validate(&spec).map_err(RunError::Spec)?;
-    let config = spec::config_path(&run.path);
+    let config = spec::config_path(&scratch);
     std::fs::write(&config, serde_json::to_vec(&spec).map_err(RunError::Spec)?).map_err(|e| {
         RunError::Write {
             path: config.clone(),
@@ -458,7 +482,7 @@ pub fn run(
         })?;
     let mut builder = ContainerBuilder::new(run.id.clone(), SyscallType::Linux)
         .with_executor(crate::seccomp::SandboxExecutor::new(filter))
-        .with_root_path(state.youki_root())
+        .with_root_path(&scratch)
         .map_err(|source| RunError::Container {
             what: "use its state directory",
             source: Box::new(source),
@@ -467,7 +491,7 @@ pub fn run(
         builder = builder.with_console_socket(Some(run.path.join("console.sock")));
     }
     let container = builder
-        .as_init(&run.path)
+        .as_init(&scratch)
         .with_systemd(false)
         .with_detach(true)
         .build()
@@ -636,7 +660,8 @@ impl Drop for UnblockOnDrop {
 /// Everything a run leaves behind, removed on every return path (success, error, unwind).
 struct Teardown {
     run_dir: PathBuf,
-    youki_dir: PathBuf,
+    /// The tmpfs holding the bundle and libcontainer's state.
+    scratch: Option<PathBuf>,
     cgroups: Vec<PathBuf>,
     pasta_pid: Option<PathBuf>,
     overlay: Option<PathBuf>,
@@ -658,7 +683,7 @@ impl Teardown {
         if let Some(h) = self.holder.take() {
             h.detach_cleanup();
         }
-        self.youki_dir = PathBuf::new();
+        self.scratch = None;
         self.run_dir = PathBuf::new();
         self.cgroups.clear();
     }
@@ -677,14 +702,16 @@ impl Teardown {
         if self.run_dir.as_os_str().is_empty() {
             return;
         }
-        // Detach the overlay first: removing the run directory must never walk into the
-        // merged view of the rootfs.
-        if let Some(m) = self.overlay.take()
-            && nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).is_err()
+        // Detach the overlay and the state tmpfs first: removing the run directory must
+        // never walk into the merged view of the rootfs, and cannot remove a mount point.
+        for m in [self.overlay.take(), self.scratch.take()]
+            .into_iter()
+            .flatten()
         {
-            return;
+            if nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).is_err() {
+                return;
+            }
         }
-        let _ = std::fs::remove_dir_all(&self.youki_dir);
         let _ = std::fs::remove_dir_all(&self.run_dir);
         if let Some(h) = self.holder.take() {
             h.finish();

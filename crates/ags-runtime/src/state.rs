@@ -4,11 +4,14 @@
 //! when there is no runtime dir):
 //!
 //! ```text
-//! youki/<id>/          libcontainer's state for the container
 //! runs/<id>/lock       flock(2)ed by the ags process that owns the run
 //! runs/<id>/init       "<pid> <starttime>" of the container's init, once it exists
 //! runs/<id>/cgroups    the run's cgroup directories, one per line
-//! runs/<id>/...        config.json, console socket, generated /etc files, pasta.pid
+//! runs/<id>/bundle/    mount point of a tmpfs private to the run's ags: config.json and
+//!                      libcontainer's state for the container
+//! runs/<id>/...        overlay upper/work/merged, console socket, generated /etc files,
+//!                      pasta.pid
+//! youki/<id>/          libcontainer's state, from ags versions that kept it on disk
 //! ```
 //!
 //! A run whose lock can be taken has no living owner: its processes are killed and its
