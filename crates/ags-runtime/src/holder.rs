@@ -11,11 +11,12 @@
 //! container joins the holder's network namespace by path. `ags` uses that path only
 //! after the ready report: before it, `/proc/<holder>/ns/net` is still the host's.
 //!
-//! The holder then blocks reading a pipe whose only writer is `ags`. When `ags` exits for
-//! any reason, SIGKILL included, the read returns end-of-file and the holder kills the
-//! container's init (which makes the kernel kill every process of its PID namespace,
-//! pid_namespaces(7)), stops pasta, and removes the run's state directories. A clean run
-//! has already done all of that, so the holder just exits.
+//! The holder then waits on a pipe whose only writer is `ags` and on a pidfd of `ags`.
+//! When `ags` exits for any reason, SIGKILL included, one of them becomes readable and the
+//! holder kills the container's init (which makes the kernel kill every process of its PID
+//! namespace, pid_namespaces(7)) and whatever is left in the run's cgroups, stops pasta,
+//! and removes the run's state directories. A clean run has already done all of that, so
+//! the holder just exits.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -62,6 +63,10 @@ pub struct Cleanup {
     pub cgroups: Vec<PathBuf>,
     /// File holding pasta's pid, if pasta runs.
     pub pasta_pid_file: Option<PathBuf>,
+    /// File libcontainer writes the container's init pid to as soon as the init exists,
+    /// long before `ags` can report it: how the holder finds an init that `ags` did not
+    /// live to report (see [`watch`]).
+    pub init_pid_file: Option<PathBuf>,
 }
 
 /// A running holder.
@@ -154,6 +159,7 @@ impl Holder {
             pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("cannot create a pipe"))?;
         let (from_child_r, from_child_w) =
             pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("cannot create a pipe"))?;
+        let parent = std::process::id() as i32;
         let side_pipe = match side_job {
             Some(_) => {
                 Some(pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("cannot create a pipe"))?)
@@ -176,6 +182,7 @@ impl Holder {
                     side,
                     warm_cgroup,
                     own_netns,
+                    parent,
                     &cleanup,
                 );
                 // SAFETY: _exit(2) skips atexit handlers and destructors that belong to the
@@ -358,6 +365,7 @@ fn holder_main(
     side: Option<(OwnedFd, SideJob)>,
     warm_cgroup: Option<PathBuf>,
     own_netns: bool,
+    parent: i32,
     cleanup: &Cleanup,
 ) -> i32 {
     let keep: Vec<RawFd> = [ctl.as_raw_fd(), report.as_raw_fd()]
@@ -378,6 +386,11 @@ fn holder_main(
         return 1;
     }
     keep_only(&keep);
+    // A handle on ags that becomes readable when ags exits (after keep_only, which would
+    // close it). Opened after fork, so ags may already be gone: then the holder has been
+    // reparented, and watch cleans up at once.
+    let ags = Pidfd::open(parent);
+    let ags_gone = nix::unistd::getppid().as_raw() != parent;
     // Leave the terminal's process group alone: Ctrl-C in the terminal must reach ags,
     // which decides what to forward, not kill the holder behind its back.
     let _ = nix::unistd::setsid();
@@ -416,7 +429,7 @@ fn holder_main(
         // below cleans up.
         let _ = std::fs::File::from(fd).write_all(&out);
     }
-    watch(&mut ctl, cleanup)
+    watch(&mut ctl, ags.as_ref(), ags_gone, cleanup)
 }
 
 /// Get the kernel's cgroup migration lock out of its slow state early.
@@ -439,25 +452,70 @@ fn warm_cgroup_lock(procs: &std::path::Path) {
     }
 }
 
-fn watch(ctl: &mut std::fs::File, cleanup: &Cleanup) -> i32 {
+/// Wait for `ags` to report the init, to say the run is over, or to die, then clean up.
+///
+/// `ags` dying is seen two ways: end-of-file on the control pipe, and `ags`'s pidfd
+/// becoming readable. The second is needed because the container's init is forked from
+/// `ags` and keeps a copy of the pipe's write end until it executes the command: if `ags`
+/// is killed after libcontainer created the init but before it started it, the pipe never
+/// reaches end-of-file and the init waits for a start signal forever. For the same window
+/// the init's pid is taken from the pid file libcontainer writes as soon as the init
+/// exists, when `ags` did not report it.
+fn watch(ctl: &mut std::fs::File, ags: Option<&Pidfd>, ags_gone: bool, cleanup: &Cleanup) -> i32 {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
     let mut init: Option<Pidfd> = None;
-    loop {
-        let mut tag = [0u8; 1];
-        match ctl.read(&mut tag) {
-            Ok(1) if tag[0] == b'p' => {
-                let mut pid = [0u8; 4];
-                if ctl.read_exact(&mut pid).is_ok() {
-                    init = Pidfd::open(i32::from_le_bytes(pid));
+    let mut goodbye = false;
+    // Without a pidfd of ags (Linux < 5.3) only the pipe tells; if ags was gone before the
+    // holder could open one, there is nothing to wait for.
+    if !ags_gone {
+        loop {
+            if let Some(ags) = ags {
+                let mut fds = [
+                    PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(ags.0.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Err(nix::Error::EINTR) => continue,
+                    Err(_) => break,
+                    Ok(_) => {}
+                }
+                let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+                if !ready(0) {
+                    if ready(1) {
+                        break;
+                    }
+                    continue;
                 }
             }
-            Ok(1) if tag[0] == b'q' => return 0,
-            // Clean up as if ags had died; ags has already reaped init.
-            Ok(1) if tag[0] == b'c' => break,
-            Ok(1) => {}
-            // End of file or error: ags is gone without saying goodbye.
-            _ => break,
+            let mut tag = [0u8; 1];
+            match ctl.read(&mut tag) {
+                Ok(1) if tag[0] == b'p' => {
+                    let mut pid = [0u8; 4];
+                    if ctl.read_exact(&mut pid).is_ok() {
+                        init = Pidfd::open(i32::from_le_bytes(pid));
+                    }
+                }
+                Ok(1) if tag[0] == b'q' => return 0,
+                // Clean up as if ags had died; ags has already reaped init.
+                Ok(1) if tag[0] == b'c' => {
+                    goodbye = true;
+                    break;
+                }
+                Ok(1) => {}
+                // End of file or error: ags is gone without saying goodbye.
+                _ => break,
+            }
         }
     }
+    // Only when ags died: after a goodbye the init is reaped and its pid may be reused.
+    let init = init.or_else(|| {
+        cleanup
+            .init_pid_file
+            .as_deref()
+            .filter(|_| !goodbye)
+            .and_then(pid_namespace_init_from_file)
+    });
     if let Some(init) = &init {
         init.kill();
     }
@@ -473,11 +531,22 @@ fn watch(ctl: &mut std::fs::File, cleanup: &Cleanup) -> i32 {
     for d in &cleanup.dirs {
         let _ = fs::remove_dir_all(d);
     }
+    if !goodbye {
+        // libcontainer's intermediate process, orphaned mid-start, may still create the
+        // sandbox's cgroups before it notices that ags is gone and exits.
+        std::thread::sleep(Duration::from_millis(200));
+        remove_cgroups(&cleanup.cgroups);
+    }
     0
 }
 
-/// Remove cgroup directories once their processes are gone (rmdir(2) on a cgroup with
-/// members fails with EBUSY). Deepest first.
+/// Remove a sandbox's cgroup directories, killing what is still in them (rmdir(2) on a
+/// cgroup with members fails with EBUSY). Deepest first.
+///
+/// Every process of a sandbox with cgroups of its own is in them, so killing the members
+/// (again at each retry, in case one forked meanwhile) also catches what nobody could
+/// report: a container init created just before `ags` was killed, waiting for a start
+/// that will never come.
 pub fn remove_cgroups(dirs: &[PathBuf]) {
     let deadline = Instant::now() + Duration::from_secs(2);
     for d in dirs {
@@ -485,12 +554,58 @@ pub fn remove_cgroups(dirs: &[PathBuf]) {
             match fs::remove_dir(d) {
                 Ok(()) => break,
                 Err(_) if Instant::now() < deadline => {
+                    kill_members(d);
                     std::thread::sleep(Duration::from_millis(10))
                 }
                 Err(_) => break,
             }
         }
     }
+}
+
+/// SIGKILL every process in the cgroup `dir`.
+///
+/// A pid read from `cgroup.procs` may be reused by an unrelated process before the pidfd
+/// is opened, so the pid is looked up in `cgroup.procs` again after opening it: a pid
+/// names one living process at a time, so if it is still listed, the pidfd holds that
+/// member (or a process that has exited, which the signal no longer reaches).
+fn kill_members(dir: &std::path::Path) {
+    let procs = dir.join("cgroup.procs");
+    let members = || -> Vec<i32> {
+        fs::read_to_string(&procs)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let opened: Vec<(i32, Pidfd)> = members()
+        .into_iter()
+        .filter_map(|pid| Some((pid, Pidfd::open(pid)?)))
+        .collect();
+    if opened.is_empty() {
+        return;
+    }
+    let still = members();
+    for (pid, fd) in &opened {
+        if still.contains(pid) {
+            fd.kill();
+        }
+    }
+}
+
+/// A pidfd for the process whose pid `file` holds, if that process is the first process
+/// of a pid namespace (its last NSpid is 1, proc(5)), as the container's init is: checked
+/// after opening the pidfd, so a pid reused by an unrelated process is not killed.
+fn pid_namespace_init_from_file(file: &std::path::Path) -> Option<Pidfd> {
+    let pid: i32 = fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    let fd = Pidfd::open(pid)?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let nspid: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .collect();
+    (nspid.len() >= 2 && nspid.last() == Some(&"1")).then_some(fd)
 }
 
 /// A pidfd (pidfd_open(2)): a handle on a process that cannot be confused with a later

@@ -270,6 +270,7 @@ pub fn run(
             dirs: vec![run_path.clone()],
             cgroups: cgroup_dirs.clone(),
             pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
+            init_pid_file: Some(run_path.join("init.pid")),
         },
         Background {
             job: Some(compile),
@@ -490,6 +491,14 @@ pub fn run(
     if policy.tty {
         builder = builder.with_console_socket(Some(run.path.join("console.sock")));
     }
+    // Written by libcontainer as soon as the init exists; the holder reads it if ags dies
+    // before it can report the init (see holder::watch).
+    builder = builder
+        .with_pid_file(Some(run.path.join("init.pid")))
+        .map_err(|source| RunError::Container {
+            what: "use its pid file",
+            source: Box::new(source),
+        })?;
     let container = builder
         .as_init(&scratch)
         .with_systemd(false)
