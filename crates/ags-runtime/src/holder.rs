@@ -88,16 +88,12 @@ pub type SideJob = Box<dyn FnOnce() -> Result<Vec<u8>, String>>;
 pub struct Background {
     /// A job whose result `ags` reads with [`Holder::side_result`].
     pub job: Option<SideJob>,
-    /// The `cgroup.procs` of the (delegated) cgroup the holder is in, to take the kernel's
-    /// cgroup migration lock once early: see [`warm_cgroup_lock`].
-    pub warm_cgroup: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Background {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Background")
             .field("job", &self.job.is_some())
-            .field("warm_cgroup", &self.warm_cgroup)
             .finish()
     }
 }
@@ -148,10 +144,7 @@ impl Holder {
         cleanup: Cleanup,
         background: Background,
     ) -> Result<Starting, HolderError> {
-        let Background {
-            job: side_job,
-            warm_cgroup,
-        } = background;
+        let Background { job: side_job } = background;
         let sys = |what| move |source| HolderError::Sys { what, source };
         // O_CLOEXEC matters: a program ags starts later (pasta daemonizes and stays) must not
         // inherit the control pipe, or the holder would never see end-of-file when ags dies.
@@ -176,15 +169,7 @@ impl Holder {
                     drop(r);
                     (w, job)
                 });
-                let code = holder_main(
-                    to_child_r,
-                    from_child_w,
-                    side,
-                    warm_cgroup,
-                    own_netns,
-                    parent,
-                    &cleanup,
-                );
+                let code = holder_main(to_child_r, from_child_w, side, own_netns, parent, &cleanup);
                 // SAFETY: _exit(2) skips atexit handlers and destructors that belong to the
                 // parent's state; it cannot fail.
                 unsafe { libc::_exit(code) }
@@ -363,7 +348,6 @@ fn holder_main(
     ctl: OwnedFd,
     report: OwnedFd,
     side: Option<(OwnedFd, SideJob)>,
-    warm_cgroup: Option<PathBuf>,
     own_netns: bool,
     parent: i32,
     cleanup: &Cleanup,
@@ -394,13 +378,6 @@ fn holder_main(
     // Leave the terminal's process group alone: Ctrl-C in the terminal must reach ags,
     // which decides what to forward, not kill the holder behind its back.
     let _ = nix::unistd::setsid();
-    // In a thread (the write blocks for the grace period), after keep_only, which would
-    // close the thread's descriptor from under it.
-    if let Some(procs) = warm_cgroup {
-        let _ = std::thread::Builder::new()
-            .name("ags-warm".into())
-            .spawn(move || warm_cgroup_lock(&procs));
-    }
     // The network namespace is created while the helpers run: the holder has every
     // capability over the user namespace it just made, maps or not (user_namespaces(7),
     // "Capabilities"), and the new network namespace belongs to that user namespace.
@@ -430,26 +407,6 @@ fn holder_main(
         let _ = std::fs::File::from(fd).write_all(&out);
     }
     watch(&mut ctl, ags.as_ref(), ags_gone, cleanup)
-}
-
-/// Get the kernel's cgroup migration lock out of its slow state early.
-///
-/// Why: moving a process into a cgroup (libcontainer writing the container's pid to
-/// `cgroup.procs`) takes `cgroup_threadgroup_rwsem` for writing, a per-CPU rwsem whose
-/// writer first waits for an RCU grace period unless another writer went through it
-/// within about the last grace period (`rcu_sync_enter`, kernel/rcu/sync.c). On the test
-/// host that wait was 4 to 20 ms (median 6 ms), against 0.05 to 0.1 ms for a write that
-/// follows another closely: in back-to-back starts on an idle machine 20-45% of the runs
-/// paid it. The holder, which lives in the delegated cgroup, writes its own pid to that
-/// cgroup's `cgroup.procs` as soon as it exists (a move to where it already is: nothing
-/// changes, but the lock is taken), so that the grace period runs in parallel with the
-/// first milliseconds of the start instead of after them. One write: repeating it to
-/// keep the lock warm until the container's move measured slower (each write briefly
-/// holds off every fork on the host).
-fn warm_cgroup_lock(procs: &std::path::Path) {
-    if let Ok(mut file) = fs::OpenOptions::new().write(true).open(procs) {
-        let _ = file.write_all(std::process::id().to_string().as_bytes());
-    }
 }
 
 /// Wait for `ags` to report the init, to say the run is over, or to die, then clean up.
@@ -569,7 +526,7 @@ pub fn remove_cgroups(dirs: &[PathBuf]) {
 /// is opened, so the pid is looked up in `cgroup.procs` again after opening it: a pid
 /// names one living process at a time, so if it is still listed, the pidfd holds that
 /// member (or a process that has exited, which the signal no longer reaches).
-fn kill_members(dir: &std::path::Path) {
+pub(crate) fn kill_members(dir: &std::path::Path) {
     let procs = dir.join("cgroup.procs");
     let members = || -> Vec<i32> {
         fs::read_to_string(&procs)
@@ -578,8 +535,11 @@ fn kill_members(dir: &std::path::Path) {
             .filter_map(|l| l.trim().parse().ok())
             .collect()
     };
+    // Never the caller: ags may still be in a sandbox's cgroup when its run fails.
+    let me = std::process::id() as i32;
     let opened: Vec<(i32, Pidfd)> = members()
         .into_iter()
+        .filter(|pid| *pid != me)
         .filter_map(|pid| Some((pid, Pidfd::open(pid)?)))
         .collect();
     if opened.is_empty() {

@@ -272,10 +272,7 @@ pub fn run(
             pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
             init_pid_file: Some(run_path.join("init.pid")),
         },
-        Background {
-            job: Some(compile),
-            warm_cgroup: delegation.own_procs_file(),
-        },
+        Background { job: Some(compile) },
     )
     .map_err(RunError::Holder)?;
     tracing::debug!("phase: holder started");
@@ -288,8 +285,10 @@ pub fn run(
         cgroups: cgroup_dirs,
         pasta_pid: None,
         overlay: None,
-        placeholders: None,
         container: None,
+        init: None,
+        cgroup_by_libcontainer: true,
+        v1_sandbox: None,
         holder: None,
     };
     run.record_cgroups(&teardown.cgroups)?;
@@ -326,8 +325,8 @@ pub fn run(
         .join_userns()
         .map_err(RunError::Holder)?;
     // A mount namespace of our own (inside the sandbox's user namespace) for the overlay
-    // root and, when cgroups are not delegated on v1, the placeholder hierarchy. Private
-    // propagation keeps both away from the host (mount_namespaces(7)).
+    // root, the bundle and, on cgroup v1, the placeholder /sys/fs/cgroup libcontainer sees.
+    // Private propagation keeps all of them away from the host (mount_namespaces(7)).
     {
         use nix::mount::{MsFlags, mount};
         use nix::sched::{CloneFlags, unshare};
@@ -373,20 +372,32 @@ pub fn run(
     })?;
     teardown.scratch = Some(scratch.clone());
     let cgroups_path = delegation.cgroups_path(&run.id);
+    // On cgroup v1 the sandbox's cgroup (with delegation) is made and joined by ags, and
+    // libcontainer sees only placeholders (see cgroups::V1Sandbox). The sandbox's cgroup
+    // is opened before the placeholders cover the hierarchies.
     let v1 = match &delegation {
-        Delegation::V1 { hierarchies, .. } => Some((hierarchies.clone(), true)),
+        Delegation::V1 {
+            hierarchies,
+            parent,
+        } => Some((hierarchies, Some(parent))),
         Delegation::None {
             layout: Layout::Legacy { hierarchies },
             ..
-        } => Some((hierarchies.clone(), false)),
+        } => Some((hierarchies, None)),
         _ => None,
     };
-    if let Some((hierarchies, delegated)) = &v1 {
-        let limits = policy.limits;
-        let keep = |ctrls: &str| *delegated && cgroups::enforces(ctrls, &limits);
-        let stash = run.path.join("cgroup-stash");
-        cgroups::v1_view(hierarchies, &keep, &cgroups_path, &stash)?;
-        teardown.placeholders = Some((hierarchies.clone(), cgroups_path.clone()));
+    if let Some((hierarchies, parent)) = v1 {
+        if let Some(parent) = parent {
+            let limits = policy.limits;
+            let keep = |ctrls: &str| cgroups::enforces(ctrls, &limits);
+            teardown.v1_sandbox =
+                cgroups::V1Sandbox::create(hierarchies, &keep, parent, &cgroups_path)?;
+        }
+        cgroups::v1_placeholders(hierarchies, &cgroups_path)?;
+        teardown.cgroup_by_libcontainer = false;
+        // From here on the host paths of the cgroups are covered in this mount namespace:
+        // ags removes the sandbox's cgroup through v1_sandbox, the holder through the paths.
+        teardown.cgroups.clear();
     }
     tracing::debug!("phase: namespaces joined");
     if let Err(e) = crate::seccomp::steer_pathrs_away_from_procfs_clones() {
@@ -499,26 +510,40 @@ pub fn run(
             what: "use its pid file",
             source: Box::new(source),
         })?;
-    let container = builder
+    // The container's processes are forked by build(): with ags in the sandbox's cgroup
+    // they are born in it, before any of them runs, and their cgroup namespace is rooted
+    // there. ags leaves again as soon as they exist, so that its own later allocations
+    // and its process are not the sandbox's.
+    if let Some(cg) = &teardown.v1_sandbox {
+        cg.join()?;
+    }
+    let built = builder
         .as_init(&scratch)
         .with_systemd(false)
         .with_detach(true)
-        .build()
-        .map_err(|source| RunError::Container {
-            what: "create the sandbox",
-            source: Box::new(source),
-        })?;
+        .build();
+    if let Some(cg) = &teardown.v1_sandbox {
+        cg.leave()?;
+    }
+    let container = built.map_err(|source| RunError::Container {
+        what: "create the sandbox",
+        source: Box::new(source),
+    })?;
     tracing::debug!("phase: container built");
     let init = container.pid().ok_or(RunError::Sys {
         what: "the sandbox has no init process",
         source: nix::Error::ESRCH,
     })?;
+    teardown.init = crate::holder::Pidfd::open(init.as_raw()).map(|fd| (init, fd));
     teardown.container = Some(container);
-    run.record_init(init.as_raw())?;
     if let Some(h) = teardown.holder.as_mut() {
         h.watch(init.as_raw()).map_err(RunError::Holder)?;
     }
-    delegation.apply_limits(&run.id, &policy.limits)?;
+    match &teardown.v1_sandbox {
+        Some(cg) => cg.apply_limits(&policy.limits)?,
+        None => delegation.apply_limits(&run.id, &policy.limits)?,
+    }
+    run.record_init(init.as_raw())?;
 
     let master = match &console {
         Some(l) => Some(tty::receive_master(l)?),
@@ -674,9 +699,16 @@ struct Teardown {
     cgroups: Vec<PathBuf>,
     pasta_pid: Option<PathBuf>,
     overlay: Option<PathBuf>,
-    /// The v1 hierarchies and cgroups path of the placeholder cgroups, if any.
-    placeholders: Option<(Vec<(String, PathBuf)>, String)>,
     container: Option<Container>,
+    /// The container's init, once it exists: killed on the error path. libcontainer's
+    /// delete() cannot find it on cgroup v1, where it sees no hierarchy.
+    init: Option<(Pid, crate::holder::Pidfd)>,
+    /// Whether libcontainer made the sandbox's cgroup (cgroup v2), so that its delete() has
+    /// something to remove. On v1 it only made placeholders, which go with ags's mount
+    /// namespace, and its delete() would wait for their rmdir(2) in vain.
+    cgroup_by_libcontainer: bool,
+    /// The sandbox's cgroup on a cgroup v1 host with delegation.
+    v1_sandbox: Option<cgroups::V1Sandbox>,
     holder: Option<Holder>,
 }
 
@@ -687,6 +719,7 @@ impl Teardown {
     /// returned.
     fn after_exit(&mut self) {
         self.container = None;
+        self.init = None;
         self.overlay = None;
         self.pasta_pid = None;
         if let Some(h) = self.holder.take() {
@@ -695,17 +728,25 @@ impl Teardown {
         self.scratch = None;
         self.run_dir = PathBuf::new();
         self.cgroups.clear();
+        self.v1_sandbox = None;
     }
 
     fn finish(&mut self) {
-        if let Some(mut c) = self.container.take() {
-            if let Some((hierarchies, cgroups_path)) = &self.placeholders {
-                cgroups::empty_placeholders(hierarchies, cgroups_path);
-            }
+        if let Some((pid, fd)) = self.init.take() {
+            // Killing init makes the kernel kill the rest of its PID namespace.
+            fd.kill();
+            let _ = waitpid(pid, None);
+        }
+        if let Some(mut c) = self.container.take()
+            && self.cgroup_by_libcontainer
+        {
             let _ = c.delete(true);
         }
         if let Some(p) = self.pasta_pid.take() {
             network::stop_pasta(&p);
+        }
+        if let Some(cg) = self.v1_sandbox.take() {
+            cg.remove();
         }
         crate::holder::remove_cgroups(&self.cgroups);
         if self.run_dir.as_os_str().is_empty() {
