@@ -10,8 +10,8 @@
 //! "not delegated": the run still starts, the process limit falls back to RLIMIT_NPROC and a
 //! one-line warning says what is not enforced.
 //!
-//! On cgroup v1 hosts libcontainer is kept out of cgroups altogether: it sees placeholders
-//! on a tmpfs in ags's own mount namespace ([`v1_placeholders`]), and with
+//! On cgroup v1 hosts libcontainer is kept out of cgroups altogether: in ags's own mount
+//! namespace it sees a read-only cgroup v2 view or placeholders ([`hide_v1_hierarchies`]), and with
 //! delegation ags creates the sandbox's cgroup itself and has the container's processes
 //! born in it ([`V1Sandbox`]); the sandbox masks `/sys/fs/cgroup` either way. On cgroup v2
 //! hosts with delegation libcontainer's v2 manager creates and joins the cgroup.
@@ -276,7 +276,7 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 }
 
 /// Parent of the `linux.cgroupsPath` libcontainer gets without delegation (it creates
-/// nothing there: only placeholders, see [`v1_placeholders`]).
+/// nothing there: no hierarchy it can write, see [`hide_v1_hierarchies`]).
 pub const FAKE_PARENT: &str = "ags-undelegated";
 
 /// Whether a v1 hierarchy carries one of the limits in `limits` (and so must be real).
@@ -291,7 +291,7 @@ pub fn enforces(ctrls: &str, limits: &Limits) -> bool {
 
 /// One sandbox's own cgroup on a cgroup v1 host with delegation: a directory below the
 /// delegated cgroup in every hierarchy that carries one of the sandbox's limits, held open
-/// so that it stays reachable after [`v1_placeholders`] covers the hierarchies.
+/// so that it stays reachable after [`hide_v1_hierarchies`] covers the hierarchies.
 ///
 /// How the sandbox gets into it: `ags` itself [joins](Self::join) it right before
 /// libcontainer forks the container's processes, which are then born in it (and their
@@ -528,7 +528,45 @@ impl V1Dir {
     }
 }
 
-/// Keep libcontainer's cgroup v1 manager out of the host's hierarchies: a tmpfs over
+/// Keep libcontainer out of the host's cgroup v1 hierarchies, in the caller's own mount
+/// namespace (which must be private and owned by the sandbox's user namespace; the host is
+/// untouched, and the sandbox masks /sys/fs/cgroup anyway). The sandbox's cgroup is ags's
+/// business ([`V1Sandbox`]); without delegation there is none.
+///
+/// The preferred view is the caller's own cgroup v2 directory, mounted read-only over
+/// /sys/fs/cgroup (in a cgroup namespace of the caller's, which mounting cgroup2 needs).
+/// libcontainer then takes the host for a cgroup v2 one and, being rootless, leaves its
+/// process where it is when it cannot create or join a cgroup there (EROFS): no cgroup
+/// work at all. Its cgroup v1 manager, which the host's layout would select, reads
+/// /proc/self/mountinfo through libpathrs a dozen times to find the hierarchies, each
+/// read verified and parsed: about 1 ms of the start on the test host, in the intermediate
+/// process, on the critical path. The fallback, where cgroup2 cannot be mounted, is
+/// [`v1_placeholders`].
+pub fn hide_v1_hierarchies(
+    hierarchies: &[(String, PathBuf)],
+    cgroups_path: &str,
+) -> Result<(), CgroupError> {
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, unshare};
+    let unified = unshare(CloneFlags::CLONE_NEWCGROUP).and_then(|()| {
+        mount(
+            Some("cgroup2"),
+            "/sys/fs/cgroup",
+            Some("cgroup2"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+    });
+    match unified {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::debug!("cannot mount a read-only cgroup2 view ({e}): using placeholders");
+            v1_placeholders(hierarchies, cgroups_path)
+        }
+    }
+}
+
+/// The fallback of [`hide_v1_hierarchies`]: a tmpfs over
 /// /sys/fs/cgroup in the caller's own mount namespace, with a placeholder directory for
 /// the sandbox's `cgroups_path` in every hierarchy, where its writes land harmlessly. The
 /// manager takes the hierarchies from /proc/self/mountinfo, which still lists the covered

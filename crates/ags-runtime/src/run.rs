@@ -325,7 +325,7 @@ pub fn run(
         .join_userns()
         .map_err(RunError::Holder)?;
     // A mount namespace of our own (inside the sandbox's user namespace) for the overlay
-    // root, the bundle and, on cgroup v1, the placeholder /sys/fs/cgroup libcontainer sees.
+    // root, the bundle and, on cgroup v1, the /sys/fs/cgroup libcontainer sees.
     // Private propagation keeps all of them away from the host (mount_namespaces(7)).
     {
         use nix::mount::{MsFlags, mount};
@@ -373,8 +373,8 @@ pub fn run(
     teardown.scratch = Some(scratch.clone());
     let cgroups_path = delegation.cgroups_path(&run.id);
     // On cgroup v1 the sandbox's cgroup (with delegation) is made and joined by ags, and
-    // libcontainer sees only placeholders (see cgroups::V1Sandbox). The sandbox's cgroup
-    // is opened before the placeholders cover the hierarchies.
+    // libcontainer sees no hierarchy it can write (see cgroups::V1Sandbox). The sandbox's
+    // cgroup is opened before the hierarchies are covered.
     let v1 = match &delegation {
         Delegation::V1 {
             hierarchies,
@@ -393,7 +393,7 @@ pub fn run(
             teardown.v1_sandbox =
                 cgroups::V1Sandbox::create(hierarchies, &keep, parent, &cgroups_path)?;
         }
-        cgroups::v1_placeholders(hierarchies, &cgroups_path)?;
+        cgroups::hide_v1_hierarchies(hierarchies, &cgroups_path)?;
         teardown.cgroup_by_libcontainer = false;
         // From here on the host paths of the cgroups are covered in this mount namespace:
         // ags removes the sandbox's cgroup through v1_sandbox, the holder through the paths.
@@ -704,8 +704,8 @@ struct Teardown {
     /// delete() cannot find it on cgroup v1, where it sees no hierarchy.
     init: Option<(Pid, crate::holder::Pidfd)>,
     /// Whether libcontainer made the sandbox's cgroup (cgroup v2), so that its delete() has
-    /// something to remove. On v1 it only made placeholders, which go with ags's mount
-    /// namespace, and its delete() would wait for their rmdir(2) in vain.
+    /// something to remove. On v1 it made none (at most placeholders, which go with ags's
+    /// mount namespace), and its delete() would wait for their rmdir(2) in vain.
     cgroup_by_libcontainer: bool,
     /// The sandbox's cgroup on a cgroup v1 host with delegation.
     v1_sandbox: Option<cgroups::V1Sandbox>,
