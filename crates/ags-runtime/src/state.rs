@@ -185,13 +185,13 @@ impl StateDir {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > std::time::Duration::from_secs(3600));
                 if old {
-                    let _ = fs::remove_dir_all(&dir);
+                    remove_tree(&dir);
                 }
                 continue;
             }
             let Ok(lock) = File::open(dir.join("lock")) else {
                 // Every run dir is renamed into place with its lock: this is garbage.
-                let _ = fs::remove_dir_all(&dir);
+                remove_tree(&dir);
                 continue;
             };
             // SAFETY: flock(2) on a descriptor we own.
@@ -217,8 +217,8 @@ impl StateDir {
                 .collect();
             remove_cgroups(&cgroups);
             let id = e.file_name().to_string_lossy().into_owned();
-            let _ = fs::remove_dir_all(self.youki_root().join(&id));
-            let _ = fs::remove_dir_all(&dir);
+            remove_tree(&self.youki_root().join(&id));
+            remove_tree(&dir);
             cleaned.push(id);
         }
         cleaned
@@ -239,6 +239,43 @@ impl RunDir {
         let text: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
         fs::write(&p, text).map_err(io(&p))
     }
+}
+
+/// Remove the directory tree `dir`, also where overlayfs left a directory nobody may read.
+///
+/// A run's overlay work directory holds `work/work`, which overlayfs creates with mode 000
+/// (it is only ever used with its own credentials). The holder removes it from inside the
+/// sandbox's user namespace, where it may override file permissions on the user's files
+/// (capabilities(7), CAP_DAC_OVERRIDE); `ags` cleaning up after a run whose holder was
+/// killed too cannot, and remove_dir_all(3) stopped there, leaving the run directory for
+/// every later start to trip over again. So directories are made accessible to their owner
+/// (all of them are the user's: the state directory is private) and the removal retried.
+/// Symbolic links are never followed.
+fn remove_tree(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if fs::remove_dir_all(dir).is_ok() {
+        return;
+    }
+    fn open_up(d: &Path) {
+        let Ok(meta) = fs::symlink_metadata(d) else {
+            return;
+        };
+        if !meta.is_dir() {
+            return;
+        }
+        if meta.mode() & 0o700 != 0o700 {
+            let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o700));
+        }
+        if let Ok(entries) = fs::read_dir(d) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    open_up(&e.path());
+                }
+            }
+        }
+    }
+    open_up(dir);
+    let _ = fs::remove_dir_all(dir);
 }
 
 /// The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat),
