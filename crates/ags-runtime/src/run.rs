@@ -293,18 +293,6 @@ pub fn run(
     };
     run.record_cgroups(&teardown.cgroups)?;
 
-    // Files laid into the sandbox.
-    let mut files = vec![(
-        network::write_file(&run.path, "hosts", &network::hosts(&policy.hostname))?,
-        PathBuf::from("/etc/hosts"),
-    )];
-    if policy.network == NetworkMode::Egress {
-        files.push((
-            network::write_file(&run.path, "resolv.conf", &network::resolv_conf())?,
-            PathBuf::from("/etc/resolv.conf"),
-        ));
-    }
-
     // The holder's network namespace is used (by path) only once it has reported ready:
     // until then /proc/<holder>/ns/net is still the host's.
     let holder = starting.finish().map_err(RunError::Holder)?;
@@ -346,12 +334,13 @@ pub fn run(
             source,
         })?;
     }
-    // The bundle (config.json) and libcontainer's state live on a small tmpfs of ags's own
-    // mount namespace: nobody else reads them, libcontainer rewrites its state.json three
-    // times per start, and on a disk-backed state directory (the fallback under /tmp, or
+    // The bundle (config.json), libcontainer's state, the files laid into the sandbox and
+    // the overlay's throw-away upper layer live on a small tmpfs of ags's own mount
+    // namespace: nobody else reads them, libcontainer rewrites its state.json three times
+    // per start, and on a disk-backed state directory (the fallback under /tmp, or
     // $XDG_RUNTIME_DIR without a login manager) each file costs journal work at create
-    // and again at cleanup. The tmpfs goes away with ags's mount namespace; the holder only
-    // sees the empty mount point.
+    // and again at cleanup, by the holder, while the next start may be running. The tmpfs
+    // goes away with ags's mount namespace; the holder only sees the empty mount point.
     let scratch = run.path.join("bundle");
     std::fs::create_dir(&scratch).map_err(|e| RunError::Write {
         path: scratch.clone(),
@@ -364,13 +353,24 @@ pub fn run(
         nix::mount::MsFlags::MS_NOSUID
             | nix::mount::MsFlags::MS_NODEV
             | nix::mount::MsFlags::MS_NOEXEC,
-        Some("size=4m,nr_inodes=256,mode=700"),
+        Some("size=16m,nr_inodes=4096,mode=700"),
     )
     .map_err(|source| RunError::Sys {
         what: "cannot mount a tmpfs for the container's state",
         source,
     })?;
     teardown.scratch = Some(scratch.clone());
+    // Files laid into the sandbox.
+    let mut files = vec![(
+        network::write_file(&scratch, "hosts", &network::hosts(&policy.hostname))?,
+        PathBuf::from("/etc/hosts"),
+    )];
+    if policy.network == NetworkMode::Egress {
+        files.push((
+            network::write_file(&scratch, "resolv.conf", &network::resolv_conf())?,
+            PathBuf::from("/etc/resolv.conf"),
+        ));
+    }
     let cgroups_path = delegation.cgroups_path(&run.id);
     // On cgroup v1 the sandbox's cgroup (with delegation) is made and joined by ags, and
     // libcontainer sees no hierarchy it can write (see cgroups::V1Sandbox). The sandbox's
@@ -404,7 +404,7 @@ pub fn run(
         tracing::debug!("cannot install the procfs-clone filter (only slower): {e}");
     }
     let mut policy = policy.clone();
-    match overlay_root(&policy, &run.path) {
+    match overlay_root(&policy, &scratch, &run.path) {
         Some(merged) => {
             teardown.overlay = Some(merged.clone());
             policy.rootfs = merged;
@@ -428,13 +428,13 @@ pub fn run(
             network::user_entries(&policy.rootfs, policy.uid, policy.gid, &policy.home);
         if let Some(p) = passwd {
             files.push((
-                network::write_file(&run.path, "passwd", &p)?,
+                network::write_file(&scratch, "passwd", &p)?,
                 PathBuf::from("/etc/passwd"),
             ));
         }
         if let Some(g) = group {
             files.push((
-                network::write_file(&run.path, "group", &g)?,
+                network::write_file(&scratch, "group", &g)?,
                 PathBuf::from("/etc/group"),
             ));
         }
@@ -946,43 +946,55 @@ fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) {
 /// throw-away layer and the image, shared by every run, is never written. For a build step
 /// the upper layer is the step's own directory and the root is writable.
 ///
+/// A run's throw-away layer and the mount point go on `scratch` (ags's private tmpfs);
+/// where the kernel cannot use a tmpfs upper layer (user xattrs on tmpfs came with Linux
+/// 6.6) they go in the run directory `run_dir` on disk.
+///
 /// Unprivileged overlay mounts need Linux 5.11 (`userxattr`, overlayfs docs "Permission
 /// model"); without them a run uses the rootfs directly (mount points are then created in
 /// it, as runc does) and a layered root cannot start.
-fn overlay_root(policy: &SandboxPolicy, run_dir: &Path) -> Option<PathBuf> {
-    let merged = run_dir.join("merged");
-    std::fs::create_dir(&merged).ok()?;
-    let (upper, work) = match &policy.writable {
-        Some(w) => (w.upper.clone(), w.work.clone()),
-        None => {
-            let (upper, work) = (run_dir.join("upper"), run_dir.join("work"));
-            for d in [&upper, &work] {
-                std::fs::create_dir(d).ok()?;
-            }
-            (upper, work)
-        }
-    };
-    // The merged root takes its owner and mode from the upper directory. A build step's
-    // gets those of the image's root, not those of the user who created the directory.
-    let top = policy.layers.last().unwrap_or(&policy.rootfs);
-    let image_root = policy.writable.is_some() || !policy.layers.is_empty();
-    if let (true, Ok(meta)) = (image_root, std::fs::metadata(top)) {
-        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-        let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
-        let _ = std::fs::set_permissions(
-            &upper,
-            std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-        );
-    }
+fn overlay_root(policy: &SandboxPolicy, scratch: &Path, run_dir: &Path) -> Option<PathBuf> {
     let lowers: Vec<PathBuf> = std::iter::once(policy.rootfs.clone())
         .chain(policy.layers.iter().cloned())
         .collect();
-    let mounted = if policy.writable.is_some() {
-        crate::overlay::mount(&lowers, Some((&upper, &work)), &merged)
-    } else {
-        crate::overlay::mount_scratch(&lowers, (&upper, &work), &merged)
+    let top = policy.layers.last().unwrap_or(&policy.rootfs);
+    let image_root = policy.writable.is_some() || !policy.layers.is_empty();
+    let dirs = |base: &Path| -> Option<(PathBuf, PathBuf, PathBuf)> {
+        let merged = base.join("merged");
+        std::fs::create_dir(&merged).ok()?;
+        let (upper, work) = match &policy.writable {
+            Some(w) => (w.upper.clone(), w.work.clone()),
+            None => {
+                let (upper, work) = (base.join("upper"), base.join("work"));
+                for d in [&upper, &work] {
+                    std::fs::create_dir(d).ok()?;
+                }
+                (upper, work)
+            }
+        };
+        // The merged root takes its owner and mode from the upper directory. A build
+        // step's gets those of the image's root, not those of the user who created the
+        // directory.
+        if let (true, Ok(meta)) = (image_root, std::fs::metadata(top)) {
+            use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+            let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
+            let _ = std::fs::set_permissions(
+                &upper,
+                std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+            );
+        }
+        Some((merged, upper, work))
     };
-    mounted.ok().map(|()| merged)
+    let mount_at = |base: &Path| -> Option<PathBuf> {
+        let (merged, upper, work) = dirs(base)?;
+        let mounted = if policy.writable.is_some() {
+            crate::overlay::mount(&lowers, Some((&upper, &work)), &merged)
+        } else {
+            crate::overlay::mount_scratch(&lowers, (&upper, &work), &merged)
+        };
+        mounted.ok().map(|()| merged)
+    };
+    mount_at(scratch).or_else(|| mount_at(run_dir))
 }
 
 fn threads() -> usize {

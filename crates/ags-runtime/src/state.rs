@@ -7,10 +7,12 @@
 //! runs/<id>/lock       flock(2)ed by the ags process that owns the run
 //! runs/<id>/init       "<pid> <starttime>" of the container's init, once it exists
 //! runs/<id>/cgroups    the run's cgroup directories, one per line
-//! runs/<id>/bundle/    mount point of a tmpfs private to the run's ags: config.json and
-//!                      libcontainer's state for the container
-//! runs/<id>/...        overlay upper/work/merged, console socket, generated /etc files,
-//!                      pasta.pid
+//! runs/<id>/init.pid   the init's pid, written by libcontainer as soon as it exists
+//! runs/<id>/bundle/    mount point of a tmpfs private to the run's ags: config.json,
+//!                      libcontainer's state, the generated /etc files and the overlay's
+//!                      upper/work/merged (in the run directory itself on kernels whose
+//!                      tmpfs cannot be an upper layer)
+//! runs/<id>/...        console socket, pasta.pid
 //! youki/<id>/          libcontainer's state, from ags versions that kept it on disk
 //! ```
 //!
