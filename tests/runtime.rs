@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -438,13 +439,21 @@ fn stale_state_from_a_killed_run_is_cleaned_at_the_next_start() {
     std::fs::create_dir_all(&stale).unwrap();
     std::fs::write(stale.join("lock"), "").unwrap();
     std::fs::create_dir_all(base.join("youki/ags-1-deadbeef0000")).unwrap();
+    // overlayfs leaves its work directory with mode 000 (only the holder, inside the
+    // sandbox's user namespace, may open it).
+    let work = stale.join("work/work");
+    std::fs::create_dir_all(work.join("inside")).unwrap();
     for p in [
         &stale,
         &stale.join("lock"),
+        &stale.join("work"),
+        &work,
+        &work.join("inside"),
         &base.join("youki/ags-1-deadbeef0000"),
     ] {
         chown(p);
     }
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o000)).unwrap();
     ok(run_in_busybox(&[], &["true"]));
     assert!(!stale.exists());
     assert!(!base.join("youki/ags-1-deadbeef0000").exists());

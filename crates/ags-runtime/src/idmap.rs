@@ -164,20 +164,59 @@ impl IdMaps {
     /// setgroups(2) in the namespace (user_namespaces(7), "The /proc/pid/setgroups file")
     /// so that nobody inside can drop a supplementary group that guards a file.
     pub fn apply(&self, pid: i32, privileged: bool) -> Result<(), IdMapError> {
+        self.start(pid, privileged)?.wait()
+    }
+
+    /// Like [`Self::apply`], but returns as soon as the setuid helpers are started (they
+    /// take a couple of milliseconds, mostly loading their libraries), so that the caller
+    /// can do other work meanwhile; [`PendingMaps::wait`] waits for them. The maps that
+    /// need no helper are written before this returns.
+    pub fn start(&self, pid: i32, privileged: bool) -> Result<PendingMaps, IdMapError> {
         if self.is_multi() && !privileged {
             // The two helpers are independent: run them side by side.
             let uid = spawn_helper("newuidmap", pid, &self.uids)?;
-            let gid = spawn_helper("newgidmap", pid, &self.gids);
-            let uid = finish_helper("newuidmap", pid, uid);
-            let gid = gid.and_then(|g| finish_helper("newgidmap", pid, g));
-            return uid.and(gid);
+            let gid = match spawn_helper("newgidmap", pid, &self.gids) {
+                Ok(gid) => gid,
+                Err(e) => {
+                    let _ = finish_helper("newuidmap", pid, uid);
+                    return Err(e);
+                }
+            };
+            return Ok(PendingMaps {
+                pid,
+                helpers: vec![("newuidmap", uid), ("newgidmap", gid)],
+            });
         }
         if !privileged {
             write_proc(pid, "setgroups", "deny")?;
         }
         write_proc(pid, "uid_map", &render(&self.uids))?;
         write_proc(pid, "gid_map", &render(&self.gids))?;
-        Ok(())
+        Ok(PendingMaps {
+            pid,
+            helpers: Vec::new(),
+        })
+    }
+}
+
+/// Maps being written by newuidmap/newgidmap (see [`IdMaps::start`]).
+#[derive(Debug)]
+pub struct PendingMaps {
+    pid: i32,
+    helpers: Vec<(&'static str, std::process::Child)>,
+}
+
+impl PendingMaps {
+    /// Wait for the helpers; an error names the first that failed.
+    pub fn wait(self) -> Result<(), IdMapError> {
+        let mut result = Ok(());
+        for (helper, child) in self.helpers {
+            let r = finish_helper(helper, self.pid, child);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
     }
 }
 

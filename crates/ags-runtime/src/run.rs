@@ -16,7 +16,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::cgroups::{self, Delegation, Layout};
-use crate::holder::{Cleanup, Holder, HolderError};
+use crate::holder::{Background, Cleanup, Holder, HolderError, SideJob};
 use crate::idmap::{self, IdMaps};
 use crate::network::{self, NetworkError};
 use crate::policy::{NetworkMode, SandboxPolicy, WritableRoot};
@@ -59,6 +59,9 @@ pub enum RunError {
     /// Terminal handling failed.
     #[error(transparent)]
     Tty(#[from] TtyError),
+    /// The sandbox's seccomp filter could not be compiled.
+    #[error("cannot compile the sandbox's seccomp filter: {0}")]
+    Seccomp(String),
     /// A system call failed.
     #[error("{what}")]
     Sys {
@@ -232,17 +235,8 @@ pub fn run(
     }
     tracing::debug!("phase: start");
     let state = StateDir::open(opts.state_base.clone())?;
-    state.cleanup_stale();
-    let run = state.new_run()?;
-    let mut teardown = Teardown {
-        run_dir: run.path.clone(),
-        youki_dir: state.youki_root().join(&run.id),
-        cgroups: Vec::new(),
-        pasta_pid: None,
-        overlay: None,
-        container: None,
-        holder: None,
-    };
+    let id = StateDir::new_id();
+    let run_path = state.run_path(&id);
 
     let privileged = invoker.uid == 0;
     let maps = id_maps(invoker, opts, policy.host_user_at, warn)?;
@@ -256,34 +250,58 @@ pub fn run(
             .pids
             .map(|p| p + cgroups::count_user_processes(invoker.uid));
     }
-    teardown.cgroups = delegation.dirs(&run.id);
-    run.record_cgroups(&teardown.cgroups)?;
+    let cgroup_dirs = delegation.dirs(&id);
 
-    // Files laid into the sandbox.
-    let mut files = vec![(
-        network::write_file(&run.path, "hosts", &network::hosts(&policy.hostname))?,
-        PathBuf::from("/etc/hosts"),
-    )];
-    if policy.network == NetworkMode::Egress {
-        files.push((
-            network::write_file(&run.path, "resolv.conf", &network::resolv_conf())?,
-            PathBuf::from("/etc/resolv.conf"),
-        ));
-    }
-
+    // The holder comes first: newuidmap/newgidmap take a couple of milliseconds to write
+    // its id maps, and the run directory and its files are prepared meanwhile. If ags dies
+    // before the run directory exists, the holder's cleanup finds nothing to remove.
     let own_netns = spec::has_own_netns(policy.network);
-    let pasta_pid = run.path.join("pasta.pid");
-    let holder = Holder::spawn(
+    let pasta_pid = run_path.join("pasta.pid");
+    // The holder also compiles the seccomp filter, in parallel with what ags does until it
+    // calls libcontainer (see seccomp::compile).
+    let profile = crate::seccomp::profile();
+    let compile: SideJob = {
+        let profile = profile.clone();
+        Box::new(move || {
+            crate::seccomp::compile(&profile)
+                .map(|f| f.as_bytes().to_vec())
+                .map_err(|e| crate::userns::error_chain(&e))
+        })
+    };
+    let starting = Holder::start(
         &maps,
         privileged,
         own_netns,
         Cleanup {
-            dirs: vec![teardown.youki_dir.clone(), teardown.run_dir.clone()],
-            cgroups: teardown.cgroups.clone(),
+            dirs: vec![run_path.clone()],
+            cgroups: cgroup_dirs.clone(),
             pasta_pid_file: (policy.network == NetworkMode::Egress).then(|| pasta_pid.clone()),
+            init_pid_file: Some(run_path.join("init.pid")),
         },
+        Background { job: Some(compile) },
     )
     .map_err(RunError::Holder)?;
+    tracing::debug!("phase: holder started");
+
+    state.cleanup_stale();
+    let run = state.new_run_with_id(id)?;
+    let mut teardown = Teardown {
+        run_dir: run.path.clone(),
+        scratch: None,
+        cgroups: cgroup_dirs,
+        pasta_pid: None,
+        overlay: None,
+        container: None,
+        init: None,
+        cgroup_by_libcontainer: true,
+        v1_sandbox: None,
+        holder: None,
+    };
+    run.record_cgroups(&teardown.cgroups)?;
+
+    // The holder's network namespace is used (by path) only once it has reported ready:
+    // until then /proc/<holder>/ns/net is still the host's.
+    let holder = starting.finish().map_err(RunError::Holder)?;
     tracing::debug!("phase: holder ready");
     let netns = own_netns.then(|| holder.netns_path());
     let holder_pid = holder.pid();
@@ -301,8 +319,8 @@ pub fn run(
         .join_userns()
         .map_err(RunError::Holder)?;
     // A mount namespace of our own (inside the sandbox's user namespace) for the overlay
-    // root and, when cgroups are not delegated on v1, the placeholder hierarchy. Private
-    // propagation keeps both away from the host (mount_namespaces(7)).
+    // root, the bundle and, on cgroup v1, the /sys/fs/cgroup libcontainer sees.
+    // Private propagation keeps all of them away from the host (mount_namespaces(7)).
     {
         use nix::mount::{MsFlags, mount};
         use nix::sched::{CloneFlags, unshare};
@@ -322,20 +340,70 @@ pub fn run(
             source,
         })?;
     }
+    // The bundle (config.json), libcontainer's state, the files laid into the sandbox and
+    // the overlay's throw-away upper layer live on a small tmpfs of ags's own mount
+    // namespace: nobody else reads them, libcontainer rewrites its state.json three times
+    // per start, and on a disk-backed state directory (the fallback under /tmp, or
+    // $XDG_RUNTIME_DIR without a login manager) each file costs journal work at create
+    // and again at cleanup, by the holder, while the next start may be running. The tmpfs
+    // goes away with ags's mount namespace; the holder only sees the empty mount point.
+    let scratch = run.path.join("bundle");
+    std::fs::create_dir(&scratch).map_err(|e| RunError::Write {
+        path: scratch.clone(),
+        source: e,
+    })?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        &scratch,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some("size=16m,nr_inodes=4096,mode=700"),
+    )
+    .map_err(|source| RunError::Sys {
+        what: "cannot mount a tmpfs for the container's state",
+        source,
+    })?;
+    teardown.scratch = Some(scratch.clone());
+    // Files laid into the sandbox.
+    let mut files = vec![(
+        network::write_file(&scratch, "hosts", &network::hosts(&policy.hostname))?,
+        PathBuf::from("/etc/hosts"),
+    )];
+    if policy.network == NetworkMode::Egress {
+        files.push((
+            network::write_file(&scratch, "resolv.conf", &network::resolv_conf())?,
+            PathBuf::from("/etc/resolv.conf"),
+        ));
+    }
     let cgroups_path = delegation.cgroups_path(&run.id);
+    // On cgroup v1 the sandbox's cgroup (with delegation) is made and joined by ags, and
+    // libcontainer sees no hierarchy it can write (see cgroups::V1Sandbox). The sandbox's
+    // cgroup is opened before the hierarchies are covered.
     let v1 = match &delegation {
-        Delegation::V1 { hierarchies, .. } => Some((hierarchies.clone(), true)),
+        Delegation::V1 {
+            hierarchies,
+            parent,
+        } => Some((hierarchies, Some(parent))),
         Delegation::None {
             layout: Layout::Legacy { hierarchies },
             ..
-        } => Some((hierarchies.clone(), false)),
+        } => Some((hierarchies, None)),
         _ => None,
     };
-    if let Some((hierarchies, delegated)) = &v1 {
-        let limits = policy.limits;
-        let keep = |ctrls: &str| *delegated && cgroups::enforces(ctrls, &limits);
-        let stash = run.path.join("cgroup-stash");
-        cgroups::v1_view(hierarchies, &keep, &cgroups_path, &stash)?;
+    if let Some((hierarchies, parent)) = v1 {
+        if let Some(parent) = parent {
+            let limits = policy.limits;
+            let keep = |ctrls: &str| cgroups::enforces(ctrls, &limits);
+            teardown.v1_sandbox =
+                cgroups::V1Sandbox::create(hierarchies, &keep, parent, &cgroups_path)?;
+        }
+        cgroups::hide_v1_hierarchies(hierarchies, &cgroups_path)?;
+        teardown.cgroup_by_libcontainer = false;
+        // From here on the host paths of the cgroups are covered in this mount namespace:
+        // ags removes the sandbox's cgroup through v1_sandbox, the holder through the paths.
+        teardown.cgroups.clear();
     }
     tracing::debug!("phase: namespaces joined");
     if let Err(e) = crate::seccomp::steer_pathrs_away_from_procfs_clones() {
@@ -343,7 +411,7 @@ pub fn run(
     }
     let mut policy = policy.clone();
     let in_place = policy.writable == Some(WritableRoot::InPlace);
-    match overlay_root(&policy, &run.path) {
+    match overlay_root(&policy, &scratch, &run.path) {
         Some(merged) => {
             teardown.overlay = Some(merged.clone());
             policy.rootfs = merged;
@@ -367,13 +435,13 @@ pub fn run(
             network::user_entries(&policy.rootfs, policy.uid, policy.gid, &policy.home);
         if let Some(p) = passwd {
             files.push((
-                network::write_file(&run.path, "passwd", &p)?,
+                network::write_file(&scratch, "passwd", &p)?,
                 PathBuf::from("/etc/passwd"),
             ));
         }
         if let Some(g) = group {
             files.push((
-                network::write_file(&run.path, "group", &g)?,
+                network::write_file(&scratch, "group", &g)?,
                 PathBuf::from("/etc/group"),
             ));
         }
@@ -395,9 +463,19 @@ pub fn run(
     ctx.nproc_rlimit = ctx
         .nproc_rlimit
         .map(|n| n.min(hard_limit(nix::sys::resource::Resource::RLIMIT_NPROC)));
-    let spec = spec::build(&policy, &ctx);
+    let mut spec = spec::build(&policy, &ctx);
+    // The filter is loaded by SandboxExecutor, from the program the holder compiled from
+    // this same profile; libcontainer must not compile and load it a second time.
+    let in_spec = spec["linux"]
+        .as_object_mut()
+        .and_then(|l| l.remove("seccomp"));
+    if in_spec.as_ref() != Some(&profile) {
+        return Err(RunError::Seccomp(
+            "the spec's profile is not the one compiled (a bug in ags)".into(),
+        ));
+    }
     spec::validate(&spec).map_err(RunError::Spec)?;
-    let config = spec::config_path(&run.path);
+    let config = spec::config_path(&scratch);
     std::fs::write(&config, serde_json::to_vec(&spec).map_err(RunError::Spec)?).map_err(|e| {
         RunError::Write {
             path: config.clone(),
@@ -411,8 +489,19 @@ pub fn run(
     } else {
         None
     };
+    let filter = teardown
+        .holder
+        .as_mut()
+        .expect("holder")
+        .side_result()
+        .map_err(|e| RunError::Seccomp(crate::userns::error_chain(&e)))
+        .and_then(|bytes| {
+            crate::seccomp::CompiledFilter::from_bytes(bytes)
+                .map_err(|e| RunError::Seccomp(crate::userns::error_chain(&e)))
+        })?;
     let mut builder = ContainerBuilder::new(run.id.clone(), SyscallType::Linux)
-        .with_root_path(state.youki_root())
+        .with_executor(crate::seccomp::SandboxExecutor::new(filter))
+        .with_root_path(&scratch)
         .map_err(|source| RunError::Container {
             what: "use its state directory",
             source: Box::new(source),
@@ -420,31 +509,48 @@ pub fn run(
     if policy.tty {
         builder = builder.with_console_socket(Some(run.path.join("console.sock")));
     }
-    let container = builder
-        .as_init(&run.path)
-        .with_systemd(false)
-        .with_detach(true)
-        .build()
+    // Written by libcontainer as soon as the init exists; the holder reads it if ags dies
+    // before it can report the init (see holder::watch).
+    builder = builder
+        .with_pid_file(Some(run.path.join("init.pid")))
         .map_err(|source| RunError::Container {
-            what: "create the sandbox",
+            what: "use its pid file",
             source: Box::new(source),
         })?;
-    if let Some((hierarchies, _)) = &v1 {
-        // Empty the placeholder cgroups now that libcontainer has written to them, so its
-        // rmdir(2) at delete time succeeds at once instead of retrying.
-        cgroups::empty_placeholders(hierarchies, &cgroups_path);
+    // The container's processes are forked by build(): with ags in the sandbox's cgroup
+    // they are born in it, before any of them runs, and their cgroup namespace is rooted
+    // there. ags leaves again as soon as they exist, so that its own later allocations
+    // and its process are not the sandbox's.
+    if let Some(cg) = &teardown.v1_sandbox {
+        cg.join()?;
     }
+    let built = builder
+        .as_init(&scratch)
+        .with_systemd(false)
+        .with_detach(true)
+        .build();
+    if let Some(cg) = &teardown.v1_sandbox {
+        cg.leave()?;
+    }
+    let container = built.map_err(|source| RunError::Container {
+        what: "create the sandbox",
+        source: Box::new(source),
+    })?;
     tracing::debug!("phase: container built");
     let init = container.pid().ok_or(RunError::Sys {
         what: "the sandbox has no init process",
         source: nix::Error::ESRCH,
     })?;
+    teardown.init = crate::holder::Pidfd::open(init.as_raw()).map(|fd| (init, fd));
     teardown.container = Some(container);
-    run.record_init(init.as_raw())?;
     if let Some(h) = teardown.holder.as_mut() {
         h.watch(init.as_raw()).map_err(RunError::Holder)?;
     }
-    delegation.apply_limits(&run.id, &policy.limits)?;
+    match &teardown.v1_sandbox {
+        Some(cg) => cg.apply_limits(&policy.limits)?,
+        None => delegation.apply_limits(&run.id, &policy.limits)?,
+    }
+    run.record_init(init.as_raw())?;
 
     let master = match &console {
         Some(l) => Some(tty::receive_master(l)?),
@@ -595,11 +701,21 @@ impl Drop for UnblockOnDrop {
 /// Everything a run leaves behind, removed on every return path (success, error, unwind).
 struct Teardown {
     run_dir: PathBuf,
-    youki_dir: PathBuf,
+    /// The tmpfs holding the bundle and libcontainer's state.
+    scratch: Option<PathBuf>,
     cgroups: Vec<PathBuf>,
     pasta_pid: Option<PathBuf>,
     overlay: Option<PathBuf>,
     container: Option<Container>,
+    /// The container's init, once it exists: killed on the error path. libcontainer's
+    /// delete() cannot find it on cgroup v1, where it sees no hierarchy.
+    init: Option<(Pid, crate::holder::Pidfd)>,
+    /// Whether libcontainer made the sandbox's cgroup (cgroup v2), so that its delete() has
+    /// something to remove. On v1 it made none (at most placeholders, which go with ags's
+    /// mount namespace), and its delete() would wait for their rmdir(2) in vain.
+    cgroup_by_libcontainer: bool,
+    /// The sandbox's cgroup on a cgroup v1 host with delegation.
+    v1_sandbox: Option<cgroups::V1Sandbox>,
     holder: Option<Holder>,
 }
 
@@ -610,35 +726,49 @@ impl Teardown {
     /// returned.
     fn after_exit(&mut self) {
         self.container = None;
+        self.init = None;
         self.overlay = None;
         self.pasta_pid = None;
         if let Some(h) = self.holder.take() {
             h.detach_cleanup();
         }
-        self.youki_dir = PathBuf::new();
+        self.scratch = None;
         self.run_dir = PathBuf::new();
         self.cgroups.clear();
+        self.v1_sandbox = None;
     }
 
     fn finish(&mut self) {
-        if let Some(mut c) = self.container.take() {
+        if let Some((pid, fd)) = self.init.take() {
+            // Killing init makes the kernel kill the rest of its PID namespace.
+            fd.kill();
+            let _ = waitpid(pid, None);
+        }
+        if let Some(mut c) = self.container.take()
+            && self.cgroup_by_libcontainer
+        {
             let _ = c.delete(true);
         }
         if let Some(p) = self.pasta_pid.take() {
             network::stop_pasta(&p);
         }
+        if let Some(cg) = self.v1_sandbox.take() {
+            cg.remove();
+        }
         crate::holder::remove_cgroups(&self.cgroups);
         if self.run_dir.as_os_str().is_empty() {
             return;
         }
-        // Detach the overlay first: removing the run directory must never walk into the
-        // merged view of the rootfs.
-        if let Some(m) = self.overlay.take()
-            && nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).is_err()
+        // Detach the overlay and the state tmpfs first: removing the run directory must
+        // never walk into the merged view of the rootfs, and cannot remove a mount point.
+        for m in [self.overlay.take(), self.scratch.take()]
+            .into_iter()
+            .flatten()
         {
-            return;
+            if nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).is_err() {
+                return;
+            }
         }
-        let _ = std::fs::remove_dir_all(&self.youki_dir);
         let _ = std::fs::remove_dir_all(&self.run_dir);
         if let Some(h) = self.holder.take() {
             h.finish();
@@ -824,44 +954,59 @@ fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) {
 /// the upper layer is the step's own directory and the root is writable; a build step
 /// whose root is written in place ([`WritableRoot::InPlace`]) gets no overlay.
 ///
+/// A run's throw-away layer and the mount point go on `scratch` (ags's private tmpfs);
+/// where the kernel cannot use a tmpfs upper layer (user xattrs on tmpfs came with Linux
+/// 6.6) they go in the run directory `run_dir` on disk.
+///
 /// Unprivileged overlay mounts need Linux 5.11 (`userxattr`, overlayfs docs "Permission
 /// model"); without them a run uses the rootfs directly (mount points are then created in
 /// it, as runc does) and a layered root cannot start.
-fn overlay_root(policy: &SandboxPolicy, run_dir: &Path) -> Option<PathBuf> {
+fn overlay_root(policy: &SandboxPolicy, scratch: &Path, run_dir: &Path) -> Option<PathBuf> {
     if policy.writable == Some(WritableRoot::InPlace) {
         return None;
-    }
-    let merged = run_dir.join("merged");
-    std::fs::create_dir(&merged).ok()?;
-    let (upper, work) = match &policy.writable {
-        Some(WritableRoot::Overlay { upper, work }) => (upper.clone(), work.clone()),
-        Some(WritableRoot::InPlace) => unreachable!("checked above"),
-        None => {
-            let (upper, work) = (run_dir.join("upper"), run_dir.join("work"));
-            for d in [&upper, &work] {
-                std::fs::create_dir(d).ok()?;
-            }
-            (upper, work)
-        }
-    };
-    // The merged root takes its owner and mode from the upper directory. A build step's
-    // gets those of the image's root, not those of the user who created the directory.
-    let top = policy.layers.last().unwrap_or(&policy.rootfs);
-    let image_root = policy.writable.is_some() || !policy.layers.is_empty();
-    if let (true, Ok(meta)) = (image_root, std::fs::metadata(top)) {
-        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-        let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
-        let _ = std::fs::set_permissions(
-            &upper,
-            std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-        );
     }
     let lowers: Vec<PathBuf> = std::iter::once(policy.rootfs.clone())
         .chain(policy.layers.iter().cloned())
         .collect();
-    crate::overlay::mount(&lowers, Some((&upper, &work)), &merged)
-        .ok()
-        .map(|()| merged)
+    let top = policy.layers.last().unwrap_or(&policy.rootfs);
+    let image_root = policy.writable.is_some() || !policy.layers.is_empty();
+    let dirs = |base: &Path| -> Option<(PathBuf, PathBuf, PathBuf)> {
+        let merged = base.join("merged");
+        std::fs::create_dir(&merged).ok()?;
+        let (upper, work) = match &policy.writable {
+            Some(WritableRoot::Overlay { upper, work }) => (upper.clone(), work.clone()),
+            Some(WritableRoot::InPlace) => unreachable!("checked above"),
+            None => {
+                let (upper, work) = (base.join("upper"), base.join("work"));
+                for d in [&upper, &work] {
+                    std::fs::create_dir(d).ok()?;
+                }
+                (upper, work)
+            }
+        };
+        // The merged root takes its owner and mode from the upper directory. A build
+        // step's gets those of the image's root, not those of the user who created the
+        // directory.
+        if let (true, Ok(meta)) = (image_root, std::fs::metadata(top)) {
+            use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+            let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
+            let _ = std::fs::set_permissions(
+                &upper,
+                std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+            );
+        }
+        Some((merged, upper, work))
+    };
+    let mount_at = |base: &Path| -> Option<PathBuf> {
+        let (merged, upper, work) = dirs(base)?;
+        let mounted = if policy.writable.is_some() {
+            crate::overlay::mount(&lowers, Some((&upper, &work)), &merged)
+        } else {
+            crate::overlay::mount_scratch(&lowers, (&upper, &work), &merged)
+        };
+        mounted.ok().map(|()| merged)
+    };
+    mount_at(scratch).or_else(|| mount_at(run_dir))
 }
 
 fn threads() -> usize {

@@ -4,11 +4,16 @@
 //! when there is no runtime dir):
 //!
 //! ```text
-//! youki/<id>/          libcontainer's state for the container
 //! runs/<id>/lock       flock(2)ed by the ags process that owns the run
 //! runs/<id>/init       "<pid> <starttime>" of the container's init, once it exists
 //! runs/<id>/cgroups    the run's cgroup directories, one per line
-//! runs/<id>/...        config.json, console socket, generated /etc files, pasta.pid
+//! runs/<id>/init.pid   the init's pid, written by libcontainer as soon as it exists
+//! runs/<id>/bundle/    mount point of a tmpfs private to the run's ags: config.json,
+//!                      libcontainer's state, the generated /etc files and the overlay's
+//!                      upper/work/merged (in the run directory itself on kernels whose
+//!                      tmpfs cannot be an upper layer)
+//! runs/<id>/...        console socket, pasta.pid
+//! youki/<id>/          libcontainer's state, from ags versions that kept it on disk
 //! ```
 //!
 //! A run whose lock can be taken has no living owner: its processes are killed and its
@@ -107,18 +112,33 @@ impl StateDir {
         self.base.join("youki")
     }
 
+    /// Where [`Self::new_run_with_id`] puts the run `id`.
+    pub fn run_path(&self, id: &str) -> PathBuf {
+        self.base.join("runs").join(id)
+    }
+
     /// Create and lock a new run directory. It is built under a dot-name and renamed into
     /// place with its lock already held, so a concurrent [`Self::cleanup_stale`] never sees
     /// it without a lock.
     pub fn new_run(&self) -> Result<RunDir, StateError> {
+        self.new_run_with_id(Self::new_id())
+    }
+
+    /// A fresh run id: `ags-<pid>-<12 random hex digits>`.
+    pub fn new_id() -> String {
         let mut rnd = [0u8; 6];
         let _ = File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd));
-        let id = format!(
+        format!(
             "ags-{}-{}",
             std::process::id(),
             rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        )
+    }
+
+    /// [`Self::new_run`] with an id from [`Self::new_id`], for a caller that needs the
+    /// run's paths before the directory exists.
+    pub fn new_run_with_id(&self, id: String) -> Result<RunDir, StateError> {
         let runs = self.base.join("runs");
         let tmp = runs.join(format!(".new-{id}"));
         fs::DirBuilder::new()
@@ -167,13 +187,13 @@ impl StateDir {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > std::time::Duration::from_secs(3600));
                 if old {
-                    let _ = fs::remove_dir_all(&dir);
+                    remove_tree(&dir);
                 }
                 continue;
             }
             let Ok(lock) = File::open(dir.join("lock")) else {
                 // Every run dir is renamed into place with its lock: this is garbage.
-                let _ = fs::remove_dir_all(&dir);
+                remove_tree(&dir);
                 continue;
             };
             // SAFETY: flock(2) on a descriptor we own.
@@ -199,8 +219,8 @@ impl StateDir {
                 .collect();
             remove_cgroups(&cgroups);
             let id = e.file_name().to_string_lossy().into_owned();
-            let _ = fs::remove_dir_all(self.youki_root().join(&id));
-            let _ = fs::remove_dir_all(&dir);
+            remove_tree(&self.youki_root().join(&id));
+            remove_tree(&dir);
             cleaned.push(id);
         }
         cleaned
@@ -221,6 +241,43 @@ impl RunDir {
         let text: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
         fs::write(&p, text).map_err(io(&p))
     }
+}
+
+/// Remove the directory tree `dir`, also where overlayfs left a directory nobody may read.
+///
+/// A run's overlay work directory holds `work/work`, which overlayfs creates with mode 000
+/// (it is only ever used with its own credentials). The holder removes it from inside the
+/// sandbox's user namespace, where it may override file permissions on the user's files
+/// (capabilities(7), CAP_DAC_OVERRIDE); `ags` cleaning up after a run whose holder was
+/// killed too cannot, and remove_dir_all(3) stopped there, leaving the run directory for
+/// every later start to trip over again. So directories are made accessible to their owner
+/// (all of them are the user's: the state directory is private) and the removal retried.
+/// Symbolic links are never followed.
+fn remove_tree(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if fs::remove_dir_all(dir).is_ok() {
+        return;
+    }
+    fn open_up(d: &Path) {
+        let Ok(meta) = fs::symlink_metadata(d) else {
+            return;
+        };
+        if !meta.is_dir() {
+            return;
+        }
+        if meta.mode() & 0o700 != 0o700 {
+            let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o700));
+        }
+        if let Ok(entries) = fs::read_dir(d) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    open_up(&e.path());
+                }
+            }
+        }
+    }
+    open_up(dir);
+    let _ = fs::remove_dir_all(dir);
 }
 
 /// The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat),
